@@ -1,0 +1,152 @@
+"""/api/v1/items: create, list (limit/offset), get and delete items stored in PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import AppError
+from app.models import DESCRIPTION_MAX, NAME_MAX, Item
+from app.security import require_api_key
+
+PREFIX = "/api/v1/items"
+MAX_LIMIT = 100
+# Deep OFFSET scans are linear in the offset; past this, clients should narrow their query.
+MAX_OFFSET = 1_000_000
+# Item ids are PostgreSQL bigints; a larger path value would be a database error, not a 404.
+MAX_ID = 2**63 - 1
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+
+    @field_validator("name", "description")
+    @classmethod
+    def _storable_text(cls, value: str | None) -> str | None:
+        # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded as UTF-8:
+        # reject both as validation errors instead of failing in the database.
+        if value is None:
+            return value
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text") from None
+        return value
+
+
+class ItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str | None
+    created_at: datetime
+
+
+class ItemPage(BaseModel):
+    items: list[ItemOut]
+    total: int
+    limit: int
+    offset: int
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    resources = request.app.state.runtime.resources
+    if resources is None:
+        raise AppError(503, "not_ready", "The service is starting or shutting down")
+    async with resources.sessionmaker() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
+_NOT_FOUND = {404: {"description": "No item with this id"}}
+
+
+def _not_found(item_id: int) -> AppError:
+    return AppError(404, "not_found", f"Item {item_id} not found", {"id": item_id})
+
+
+async def create_item(payload: ItemIn, session: Session) -> Item:
+    result = await session.execute(insert(Item).values(**payload.model_dump()).returning(Item))
+    item = result.scalar_one()
+    await session.commit()
+    return item
+
+
+async def list_items(
+    session: Session,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> ItemPage:
+    total = await session.scalar(select(func.count()).select_from(Item))
+    rows = await session.scalars(select(Item).order_by(Item.id).limit(limit).offset(offset))
+    return ItemPage(
+        items=[ItemOut.model_validate(row) for row in rows],
+        total=total or 0,
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def get_item(item_id: ItemId, session: Session) -> Item:
+    item = await session.get(Item, item_id)
+    if item is None:
+        raise _not_found(item_id)
+    return item
+
+
+async def delete_item(item_id: ItemId, session: Session) -> Response:
+    result = await session.execute(delete(Item).where(Item.id == item_id).returning(Item.id))
+    if result.scalar_one_or_none() is None:
+        raise _not_found(item_id)
+    await session.commit()
+    return Response(status_code=204)
+
+
+def register(app: FastAPI) -> None:
+    # Routes go straight onto the app so `app.routes` lists them with their full path templates.
+    unauthorized = {401: {"description": "Missing or invalid API key"}}
+    auth = [Depends(require_api_key)]
+    tags: list[str | Enum] = ["items"]
+    app.add_api_route(
+        PREFIX,
+        create_item,
+        methods=["POST"],
+        status_code=201,
+        response_model=ItemOut,
+        dependencies=auth,
+        responses=unauthorized,
+        tags=tags,
+    )
+    app.add_api_route(PREFIX, list_items, methods=["GET"], response_model=ItemPage, tags=tags)
+    app.add_api_route(
+        f"{PREFIX}/{{item_id}}",
+        get_item,
+        methods=["GET"],
+        response_model=ItemOut,
+        responses=_NOT_FOUND,
+        tags=tags,
+    )
+    app.add_api_route(
+        f"{PREFIX}/{{item_id}}",
+        delete_item,
+        methods=["DELETE"],
+        status_code=204,
+        response_class=Response,
+        dependencies=auth,
+        responses={**_NOT_FOUND, **unauthorized},
+        tags=tags,
+    )

@@ -1,0 +1,134 @@
+"""The PostgreSQL side: the pooled async engine, the start-up wait and migrations under a lock."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_random,
+)
+
+from app.settings import Settings
+
+logger = logging.getLogger("app.db")
+
+APP_DIR = Path(__file__).resolve().parent
+# Any constant works; every replica must use the same one so they queue on the same lock.
+MIGRATION_LOCK_ID = 0x5AFE_6A2D
+
+
+class DatabaseUnavailableError(RuntimeError):
+    """PostgreSQL did not answer within the start-up retry budget."""
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """A pooled engine; creating it opens no connection."""
+    connect_args: dict[str, object] = {
+        "connect_timeout": settings.db_connect_timeout_seconds,
+        "application_name": "safeguard",
+    }
+    if settings.db_statement_timeout_ms:
+        # Server-side timeout: a runaway query is cancelled by PostgreSQL itself, freeing the
+        # connection, instead of only abandoning it client-side.
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    return create_async_engine(
+        settings.sqlalchemy_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_recycle=settings.db_pool_recycle_seconds,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        connect_args=connect_args,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+    # expire_on_commit=False: handlers serialize rows after commit without a second round trip.
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def describe_url(engine: AsyncEngine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+async def wait_for_database(engine: AsyncEngine, settings: Settings) -> None:
+    """Retry `SELECT 1` with bounded exponential backoff; raise DatabaseUnavailableError after."""
+
+    def log_retry(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        logger.warning(
+            "PostgreSQL not reachable yet (attempt %d/%d): %s",
+            state.attempt_number,
+            settings.startup_db_max_attempts,
+            _short(error),
+        )
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(settings.startup_db_max_attempts)
+        | stop_after_delay(settings.startup_db_wait_seconds),
+        wait=wait_exponential(multiplier=0.2, max=5.0) + wait_random(0, 0.2),
+        retry=retry_if_exception_type((OperationalError, InterfaceError, OSError)),
+        before_sleep=log_retry,
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+    except (OperationalError, InterfaceError, OSError) as exc:
+        attempts = retrying.statistics.get("attempt_number", "?")
+        raise DatabaseUnavailableError(
+            f"PostgreSQL at {describe_url(engine)} is unreachable after {attempts} attempt(s) "
+            f"within {settings.startup_db_wait_seconds:g}s: {_short(exc)}"
+        ) from exc
+
+
+def alembic_config() -> Config:
+    config = Config(str(APP_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(APP_DIR / "migrations"))
+    return config
+
+
+def lock_for_migrations(connection: Connection) -> None:
+    """Serialize migrations across replicas; called by migrations/env.py inside its transaction.
+
+    A transaction-level lock is released by COMMIT or ROLLBACK, and by PostgreSQL when a replica
+    dies mid-migration, so there is no unlock to forget. Migrations can legitimately run longer
+    than the request statement_timeout, which is lifted for this transaction only.
+    """
+    connection.execute(text("SET LOCAL statement_timeout = 0"))
+    connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Apply pending migrations; concurrent callers wait on the advisory lock, then find nothing."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade_to_head)
+    logger.info("database schema is at the latest migration")
+
+
+def _short(error: BaseException | None, limit: int = 300) -> str:
+    if error is None:
+        return "unknown error"
+    original = getattr(error, "orig", None) or error
+    text_ = " ".join(str(original).split()) or type(original).__name__
+    return f"{type(original).__name__}: {text_}"[:limit]

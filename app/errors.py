@@ -1,0 +1,155 @@
+"""The one error envelope every error response uses, and the handlers that produce it.
+
+`{"error_id", "error_code", "message", "timestamp", "details"}`: error_id is unique per error and
+is logged next to the cause (with the traceback for 500s), so an operator can find it from a
+client's report while the response itself never carries internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("app.errors")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+_MAX_LOC_PART = 100
+
+
+class AppError(Exception):
+    """An error the app raises on purpose; becomes an envelope with its status and code."""
+
+    def __init__(
+        self,
+        status_code: int,
+        error_code: str,
+        message: str,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_code = error_code
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+def new_error_id() -> str:
+    return uuid.uuid4().hex
+
+
+def error_response(
+    status_code: int,
+    error_code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+    error_id: str | None = None,
+) -> JSONResponse:
+    body = {
+        "error_id": error_id or new_error_id(),
+        "error_code": error_code,
+        "message": message,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "details": details,
+    }
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # pydantic's errors carry the offending input; a client sent it, so it must not come back
+    # (it may be megabytes). Locations can hold client-chosen keys, hence the truncation.
+    return [
+        {
+            "loc": [str(part)[:_MAX_LOC_PART] for part in error.get("loc", ())],
+            "msg": error.get("msg", ""),
+            "type": error.get("type", ""),
+        }
+        for error in exc.errors()
+    ]
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = _CODES.get(status, f"http_{status}")
+    try:
+        default_message = HTTPStatus(status).phrase
+    except ValueError:
+        default_message = "Error"
+    message = exc.detail if isinstance(exc.detail, str) else default_message
+    return error_response(status, code, message, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(
+        422, "validation_error", "Request validation failed", _validation_details(exc)
+    )
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(exc.status_code, exc.error_code, exc.message, exc.details, exc.headers)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Connection refused, dropped connections, pool exhaustion and statement timeouts all mean
+    # "try again later", not "the server is broken": 503 lets clients and load balancers retry.
+    error_id = new_error_id()
+    logger.warning(
+        "database unavailable during request: %s",
+        type(getattr(exc, "orig", None) or exc).__name__,
+        exc_info=exc,
+        extra={"error_id": error_id},
+    )
+    return error_response(
+        503,
+        "dependency_unavailable",
+        "A dependency is unavailable, retry later",
+        {"dependency": "postgres"},
+        headers={"Retry-After": "1"},
+        error_id=error_id,
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated:
+        return await _database_unavailable(request, exc)
+    raise exc
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Envelopes for everything the routing layer raises; 500s come from the request middleware."""
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)

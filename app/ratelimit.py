@@ -1,0 +1,159 @@
+"""Rate limiting per API key (else per client IP), counted in Redis so it holds across replicas.
+
+The `limits` library does the counting; this module picks the key, sets the X-RateLimit-*
+headers and decides what happens when Redis cannot answer (RATE_LIMIT_FAIL_OPEN).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from redis.asyncio import ConnectionPool
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import error_response
+from app.security import is_valid_api_key
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.runtime import AppRuntime
+
+logger = logging.getLogger("app.ratelimit")
+
+EXEMPT_PREFIXES = ("/health", "/metrics")
+_NAMESPACE = "safeguard"
+_WARN_EVERY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: float
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(self.remaining, 0)),
+            "X-RateLimit-Reset": str(math.ceil(self.reset_at)),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.reset_at - time.time())))
+        return headers
+
+
+class RateLimiter:
+    """`limits` over the app's Redis connection pool."""
+
+    def __init__(self, settings: Settings, pool: ConnectionPool) -> None:
+        self.item = settings.rate_limit_item
+        storage = RedisStorage(
+            "async+redis://", implementation="redispy", wrap_exceptions=True, connection_pool=pool
+        )
+        strategy = (
+            MovingWindowRateLimiter
+            if settings.rate_limit_strategy == "moving-window"
+            else FixedWindowRateLimiter
+        )
+        self.strategy = strategy(storage)
+
+    async def hit(self, key: str) -> Decision:
+        allowed = await self.strategy.hit(self.item, _NAMESPACE, key)
+        stats = await self.strategy.get_window_stats(self.item, _NAMESPACE, key)
+        return Decision(allowed, self.item.amount, stats.remaining, stats.reset_time)
+
+
+def client_key(scope: Scope, settings: Settings) -> str:
+    """The bucket: a keyed hash of a *valid* API key, else the client IP.
+
+    Only accepted keys get their own bucket; otherwise anyone could dodge the per-IP limit by
+    sending a fresh made-up key with each request. The key is HMAC'd with SECRET_KEY so Redis
+    never holds anything that could be replayed as a credential.
+    """
+    api_key = Headers(scope=scope).get("x-api-key")
+    if api_key and is_valid_api_key(api_key, settings.api_keys):
+        digest = hmac.new(
+            settings.secret_key.get_secret_value().encode(), api_key.encode(), hashlib.sha256
+        ).hexdigest()
+        return f"key:{digest[:32]}"
+    client = scope.get("client")
+    return f"ip:{client[0] if client else 'unknown'}"
+
+
+class RateLimitMiddleware:
+    """Applies the limit to everything except the probes and /metrics."""
+
+    def __init__(self, app: ASGIApp, runtime: AppRuntime) -> None:
+        self.app = app
+        self.runtime = runtime
+        self._last_warning = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings = self.runtime.settings
+        resources = self.runtime.resources
+        if (
+            scope["type"] != "http"
+            or not settings.rate_limit_enabled
+            or resources is None
+            or scope["path"].startswith(EXEMPT_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        try:
+            decision = await resources.limiter.hit(client_key(scope, settings))
+        except Exception as exc:
+            if settings.rate_limit_fail_open:
+                self._warn(exc)
+                await self.app(scope, receive, send)
+                return
+            logger.error("rate limiter unavailable, refusing request (fail-closed): %r", exc)
+            response = error_response(
+                503,
+                "rate_limiter_unavailable",
+                "Rate limiting is unavailable, retry later",
+                {"dependency": "redis"},
+                headers={"Retry-After": "1"},
+            )
+            await response(scope, receive, send)
+            return
+
+        if not decision.allowed:
+            self.runtime.metrics.rate_limit_rejections.inc()
+            response = error_response(
+                429,
+                "rate_limited",
+                "Too many requests, retry later",
+                {"limit": settings.rate_limit},
+                headers=decision.headers(),
+            )
+            await response(scope, receive, send)
+            return
+
+        limit_headers = decision.headers()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in limit_headers.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _warn(self, exc: Exception) -> None:
+        # One line per interval, not one per request: an outage must not flood the logs.
+        now = time.monotonic()
+        if now - self._last_warning >= _WARN_EVERY_SECONDS:
+            self._last_warning = now
+            logger.warning("rate limiter unavailable, allowing requests (fail-open): %r", exc)

@@ -1,0 +1,102 @@
+"""Per-app runtime state and the lifespan that connects to PostgreSQL and Redis.
+
+`create_app` builds an `AppRuntime` without touching the network; the lifespan fills in
+`resources` (engine, sessions, Redis, rate limiter) and flips `started`. The server flips
+`draining` on SIGTERM so /health/ready fails before the listener closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.db import create_engine, create_sessionmaker, migrate, wait_for_database
+from app.metrics import Metrics, mark_process_dead
+from app.ratelimit import RateLimiter
+from app.settings import Settings
+
+logger = logging.getLogger("app.runtime")
+
+
+@dataclass
+class Resources:
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis
+    limiter: RateLimiter
+
+
+@dataclass
+class AppRuntime:
+    settings: Settings
+    metrics: Metrics
+    resources: Resources | None = None
+    started: bool = False
+    draining: bool = False
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    def begin_drain(self) -> None:
+        if not self.draining:
+            self.draining = True
+            logger.info("draining: readiness now fails, in-flight requests may finish")
+
+
+def create_redis(settings: Settings) -> Redis:
+    """A Redis client that fails fast: short socket timeouts and one immediate retry.
+
+    redis-py's default retries with backoff would stall requests for seconds on a dead Redis;
+    the single retry only covers a pooled connection that went stale while Redis restarted.
+    """
+    pool = ConnectionPool.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_socket_timeout_seconds,
+        socket_connect_timeout=settings.redis_connect_timeout_seconds,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    runtime: AppRuntime = app.state.runtime
+    settings = runtime.settings
+    engine = create_engine(settings)
+    redis = create_redis(settings)
+    try:
+        await wait_for_database(engine, settings)
+        if settings.migrate_on_startup:
+            await migrate(engine)
+        try:
+            await asyncio.wait_for(redis.ping(), settings.health_check_timeout_seconds)
+        except Exception as exc:
+            # Redis backs only rate limiting, so the app starts degraded rather than not at all.
+            logger.warning("Redis unreachable at start-up, starting degraded: %r", exc)
+        runtime.resources = Resources(
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            redis=redis,
+            limiter=RateLimiter(settings, redis.connection_pool),
+        )
+        runtime.metrics.observe_pool(engine)
+        runtime.started_monotonic = time.monotonic()
+        runtime.started = True
+        logger.info("start-up complete", extra={"version": settings.version})
+        yield
+    finally:
+        runtime.started = False
+        runtime.resources = None
+        await redis.aclose(close_connection_pool=True)
+        await engine.dispose()
+        mark_process_dead()
+        logger.info("connections closed")

@@ -1,0 +1,194 @@
+"""The app's settings, read from the environment and validated once at start-up.
+
+`get_settings()` caches one `Settings` per process; tests build their own `Settings(...)` and pass
+it to `create_app`, or call `get_settings.cache_clear()`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from limits import RateLimitItem, parse
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from app import __version__
+
+MIN_PRODUCTION_SECRET_LENGTH = 32
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_DATABASE_SCHEMES = ("postgresql", "postgresql+psycopg")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every knob the app has. `.env.example` at the repository root documents each one."""
+
+    # Production rules on later fields read app_env from `info.data`, so it must stay first.
+    app_env: Literal["development", "staging", "production"] = "development"
+    debug: bool = False
+    version: str = Field(
+        default=__version__, validation_alias=AliasChoices("APP_VERSION", "VERSION", "version")
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    database_url: str = Field(repr=False)
+    redis_url: str = Field(repr=False)
+    secret_key: SecretStr = SecretStr("")
+    allowed_origins: CsvList = []
+    api_keys: CsvList = Field(default=[], repr=False)
+
+    migrate_on_startup: bool = True
+    startup_db_wait_seconds: float = Field(default=30.0, gt=0)
+    startup_db_max_attempts: int = Field(default=10, ge=1)
+
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
+    db_pool_pre_ping: bool = True
+    db_connect_timeout_seconds: int = Field(default=3, ge=1)
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
+
+    redis_socket_timeout_seconds: float = Field(default=0.5, gt=0)
+    redis_connect_timeout_seconds: float = Field(default=0.5, gt=0)
+    health_check_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    rate_limit_enabled: bool = True
+    rate_limit: str = "100/minute"
+    rate_limit_strategy: Literal["moving-window", "fixed-window"] = "moving-window"
+    rate_limit_fail_open: bool = True
+
+    shutdown_delay_seconds: float = Field(default=3.0, ge=0)
+    shutdown_drain_seconds: float = Field(default=20.0, ge=0)
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", validate_default=True, validate_by_name=True
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("allowed_origins", "api_keys", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("debug")
+    @classmethod
+    def _no_debug_in_production(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("app_env") == "production":
+            raise ValueError("must be false in production")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        # Messages never echo the URL: it carries the password.
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "is not a valid URL (expected postgresql://user:pass@host/db)"
+            ) from None
+        if url.drivername not in _DATABASE_SCHEMES:
+            raise ValueError("must start with postgresql:// or postgresql+psycopg://")
+        if not url.database:
+            raise ValueError("must name a database (postgresql://user:pass@host:5432/<db>)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in _REDIS_SCHEMES:
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        length = len(value.get_secret_value())
+        if info.data.get("app_env") == "production" and length < MIN_PRODUCTION_SECRET_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_PRODUCTION_SECRET_LENGTH} characters in production "
+                f"(it has {length}); generate one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if "*" in value and info.data.get("app_env") == "production":
+            raise ValueError("'*' is refused in production: list the exact origins")
+        bad = [origin for origin in value if origin != "*" and not _ORIGIN.match(origin)]
+        if bad:
+            raise ValueError(f"not an origin (scheme://host[:port], no path): {', '.join(bad)}")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must look like '100/minute' or '10/second'") from None
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def sqlalchemy_database_url(self) -> URL:
+        """DATABASE_URL with the psycopg 3 driver that SQLAlchemy needs for async use."""
+        return make_url(self.database_url).set(drivername="postgresql+psycopg")
+
+    @property
+    def rate_limit_item(self) -> RateLimitItem:
+        return parse(self.rate_limit)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, built from the environment on first use."""
+    return Settings()  # type: ignore[call-arg]  # required fields come from the environment
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One message listing every invalid setting by its environment variable name."""
+    lines = []
+    for item in error.errors(include_url=False, include_input=False):
+        name = str(item["loc"][0]).upper() if item["loc"] else "SETTINGS"
+        if item["type"] == "missing":
+            message = "is required but not set"
+        elif item["type"] == "value_error":
+            message = str(item["ctx"]["error"])
+        else:
+            message = item["msg"]
+        lines.append(f"  - {name}: {message}")
+    count = len(lines)
+    header = f"safeguard: invalid settings ({count} problem{'s' if count != 1 else ''}):"
+    return "\n".join([header, *lines])
