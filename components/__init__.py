@@ -1,0 +1,1 @@
+"""ComponentResources of safeguard: one per module, each describing its services once."""

@@ -1,0 +1,249 @@
+"""nginx at the edge: the only workload reachable from outside, proxying to the app with rate
+limiting, security headers, request ids, CORS for the allowlist, JSON error bodies and TLS when the
+stack has a certificate; an nginx-prometheus-exporter sidecar reads stub_status.
+
+`render_nginx_conf` is a pure function of `NginxConf`, so the exact configuration can be checked
+with a real `nginx -t` and live traffic, with ports and paths pointed at a test directory.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import jinja2
+import pulumi
+
+from components.common import EXPORTER_COMPUTE, FILES, TMP, TMP_MOUNT
+from infra.spec import (
+    Compute,
+    Container,
+    ExistingSecretVolume,
+    FilesVolume,
+    HttpGet,
+    Ingress,
+    Mount,
+    Platform,
+    Port,
+    Probe,
+    Probes,
+    Publish,
+    ServiceSpec,
+    is_pinned_image,
+)
+
+LISTEN_PORT = 8080
+TLS_PORT = 8443
+STATUS_PORT = 8081
+EXPORTER_PORT = 9113
+HEALTH_PATH = "/nginx-health"
+UID = 101
+"""The `nginx` user of the nginx-unprivileged image."""
+CONFIG_DIR = "/etc/nginx/safeguard"
+TLS_DIR = "/etc/nginx/tls"
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+_SIZE = re.compile(r"^\d+[kKmM]?$")
+_TEMPLATE = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(FILES / "nginx"),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsFiles:
+    """Certificate and key paths inside the nginx container."""
+
+    certificate: str
+    key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NginxConf:
+    """Every input of nginx.conf."""
+
+    upstream: str
+    """host:port of the app."""
+    listen_port: int = LISTEN_PORT
+    """Plain HTTP port (with TLS, it only redirects and answers the health check)."""
+    tls_port: int = TLS_PORT
+    """HTTPS port, used when `tls` is set."""
+    status_listen: str = f"127.0.0.1:{STATUS_PORT}"
+    """Address of the stub_status server; loopback, as only the sidecar reads it."""
+    temp_dir: str = "/tmp"
+    """Writable directory for request bodies and proxy buffers."""
+    pid_path: str = "/tmp/nginx.pid"
+    """Writable pid file path."""
+    server_name: str = "_"
+    """Host name served; "_" matches any."""
+    allowed_origins: tuple[str, ...] = ()
+    """CORS allowlist."""
+    rate_per_second: int = 20
+    """Sustained requests per second per client address."""
+    burst: int = 40
+    """Requests above the rate a client may send at once before getting 429."""
+    client_max_body_size: str = "1m"
+    """Largest accepted request body."""
+    connect_timeout: str = "5s"
+    """Time to connect to the app."""
+    read_timeout: str = "30s"
+    """Time the app has to answer."""
+    tls: TlsFiles | None = None
+    """Serve HTTPS with these files."""
+    hsts: bool = False
+    """Send Strict-Transport-Security: only when clients reach the service over TLS."""
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"origin {o!r} is not scheme://host[:port]"
+            for o in self.allowed_origins
+            if not _ORIGIN.match(o)
+        ]
+        if not _SIZE.match(self.client_max_body_size):
+            problems.append(f"client_max_body_size {self.client_max_body_size!r} is not a size")
+        if self.rate_per_second < 1 or self.burst < 0:
+            problems.append("rate_per_second must be positive and burst not negative")
+        if problems:
+            raise ValueError("NginxConf: " + "; ".join(problems))
+
+
+def render_nginx_conf(conf: NginxConf) -> str:
+    """nginx.conf for `conf`; the same input always gives the same text."""
+    values = {name: getattr(conf, name) for name in conf.__dataclass_fields__}
+    return _TEMPLATE.get_template("nginx.conf.j2").render(values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NginxArgs:
+    """Settings of the edge proxy."""
+
+    platform: Platform
+    """Back end that turns the description into resources."""
+    upstream: str
+    """host:port of the app."""
+    server_name: str = "_"
+    """Public host name."""
+    allowed_origins: tuple[str, ...] = ()
+    """CORS allowlist."""
+    rate_per_second: int = 20
+    """Per-client sustained rate."""
+    burst: int = 40
+    """Per-client burst."""
+    client_max_body_size: str = "1m"
+    """Largest accepted request body."""
+    tls_secret: str | None = None
+    """Kubernetes TLS Secret; terminated by nginx unless `tls_at_ingress`."""
+    tls_at_ingress: bool = False
+    """TLS ends at the Ingress in front of nginx (nginx still sends HSTS)."""
+    replicas: int = 1
+    """Pods; with 2 or more a PodDisruptionBudget keeps one up."""
+    public_port: int = 8080
+    """Docker: port published on 127.0.0.1."""
+    scrapers: tuple[str, ...] = ("prometheus",)
+    """Services allowed to read the exporter's metrics."""
+    image: str = "nginxinc/nginx-unprivileged:1.27.2-alpine"
+    """nginx built to run as a non-root user."""
+    exporter_image: str = "nginx/nginx-prometheus-exporter:1.3.0"
+    """Sidecar translating stub_status into metrics (a scratch image: no shell, no wget)."""
+
+    def __post_init__(self) -> None:
+        for image in (self.image, self.exporter_image):
+            if not is_pinned_image(image):
+                raise ValueError(f"NginxArgs: image {image!r} must be pinned")
+        if self.replicas < 1:
+            raise ValueError("NginxArgs: replicas must be at least 1")
+
+    @property
+    def tls_at_nginx(self) -> bool:
+        return self.tls_secret is not None and not self.tls_at_ingress
+
+
+class Nginx(pulumi.ComponentResource):
+    """The public entry point."""
+
+    url: pulumi.Output[str]
+    """Public URL of the service."""
+    metrics_target: pulumi.Output[str]
+    """host:port of the exporter, for Prometheus."""
+
+    def __init__(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("safeguard:components:Nginx", name, None, opts)
+        conf = NginxConf(
+            upstream=args.upstream,
+            server_name=args.server_name,
+            allowed_origins=args.allowed_origins,
+            rate_per_second=args.rate_per_second,
+            burst=args.burst,
+            client_max_body_size=args.client_max_body_size,
+            tls=TlsFiles(certificate=f"{TLS_DIR}/tls.crt", key=f"{TLS_DIR}/tls.key")
+            if args.tls_at_nginx
+            else None,
+            hsts=args.tls_secret is not None,
+        )
+        deployed = args.platform.deploy(_service(name, args, render_nginx_conf(conf)), parent=self)
+
+        if args.platform.name == "docker":
+            url = f"http://127.0.0.1:{args.public_port}"
+        else:
+            url = f"{'https' if args.tls_secret else 'http'}://{args.server_name}"
+        self.url = pulumi.Output.from_input(url)
+        self.metrics_target = pulumi.Output.from_input(f"{deployed.host}:{EXPORTER_PORT}")
+        self.register_outputs({"url": self.url, "metrics_target": self.metrics_target})
+
+
+def _service(name: str, args: NginxArgs, config: str) -> ServiceSpec:
+    health = HttpGet(path=HEALTH_PATH, port=LISTEN_PORT)
+    mounts = [Mount(volume="config", path=CONFIG_DIR, read_only=True), TMP_MOUNT]
+    volumes = [FilesVolume(name="config", files={"nginx.conf": config}), TMP]
+    ports = [Port(name="http", port=LISTEN_PORT)]
+    service_ports = [Port(name="http", port=80, target=LISTEN_PORT)]
+    if args.tls_at_nginx:
+        assert args.tls_secret is not None
+        mounts.append(Mount(volume="tls", path=TLS_DIR, read_only=True))
+        volumes.append(ExistingSecretVolume(name="tls", secret_name=args.tls_secret))
+        ports.append(Port(name="https", port=TLS_PORT))
+        service_ports.append(Port(name="https", port=443, target=TLS_PORT))
+    server = Container(
+        name="nginx",
+        image=args.image,
+        uid=UID,
+        gid=UID,
+        compute=Compute(
+            cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="128Mi"
+        ),
+        command=("nginx", "-c", f"{CONFIG_DIR}/nginx.conf", "-g", "daemon off;"),
+        ports=tuple(ports),
+        probes=Probes(
+            liveness=Probe(check=health, period_seconds=10),
+            readiness=Probe(check=health, period_seconds=5),
+        ),
+        mounts=tuple(mounts),
+    )
+    exporter = Container(
+        name="exporter",
+        image=args.exporter_image,
+        uid=65534,
+        gid=65534,
+        compute=EXPORTER_COMPUTE,
+        args=(f"--nginx.scrape-uri=http://127.0.0.1:{STATUS_PORT}/stub_status",),
+        ports=(Port(name="metrics", port=EXPORTER_PORT),),
+        probes=Probes.same(Probe(check=HttpGet(path="/metrics", port=EXPORTER_PORT))),
+        http_client=None,
+    )
+    public_ports = tuple(p.target or p.port for p in service_ports)
+    return ServiceSpec(
+        name=name,
+        containers=(server, exporter),
+        replicas=args.replicas,
+        volumes=tuple(volumes),
+        service_ports=(*service_ports, Port(name="metrics", port=EXPORTER_PORT)),
+        ingress=(
+            Ingress(from_anywhere=True, ports=public_ports),
+            Ingress(from_services=args.scrapers, ports=(EXPORTER_PORT,)),
+        ),
+        min_available=1 if args.replicas > 1 else None,
+        public=True,
+        publish=(Publish(port=LISTEN_PORT, host_port=args.public_port),),
+    )

@@ -1,0 +1,156 @@
+"""Redis: a StatefulSet (or container) with append-only persistence, a generated password and a
+redis_exporter sidecar; only the app and Prometheus may connect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.common import EXPORTER_COMPUTE, TMP, TMP_MOUNT, secret_password
+from infra.spec import (
+    Compute,
+    Container,
+    DataVolume,
+    Exec,
+    HttpGet,
+    Ingress,
+    Mount,
+    Platform,
+    Port,
+    Probe,
+    Probes,
+    ScratchVolume,
+    ServiceSpec,
+    is_pinned_image,
+    memory_mb,
+)
+
+PORT = 6379
+EXPORTER_PORT = 9121
+UID = 999
+GID = 1000
+"""The `redis` user and group of the official Alpine image."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisArgs:
+    """Settings of the cache and rate-limit store."""
+
+    platform: Platform
+    """Back end that turns the description into resources."""
+    compute: Compute
+    """Requests and limits of the Redis container."""
+    storage_size: str | None
+    """Size of the append-only-file volume; None keeps data only for the life of the container."""
+    clients: tuple[str, ...] = ("app",)
+    """Services allowed to connect on the Redis port."""
+    scrapers: tuple[str, ...] = ("prometheus",)
+    """Services allowed to read the exporter's metrics."""
+    image: str = "redis:7.4.1-alpine"
+    """Redis image."""
+    exporter_image: str = "oliver006/redis_exporter:v1.62.0"
+    """Sidecar exporting redis_up and friends (a scratch image: no shell, no wget)."""
+
+    def __post_init__(self) -> None:
+        for image in (self.image, self.exporter_image):
+            if not is_pinned_image(image):
+                raise ValueError(f"RedisArgs: image {image!r} must be pinned")
+        memory_mb(self.compute.memory_limit)  # raises on a quantity maxmemory cannot use
+
+
+class Redis(pulumi.ComponentResource):
+    """Redis with persistence and its exporter."""
+
+    host: pulumi.Output[str]
+    """DNS name of Redis inside the platform."""
+    port: pulumi.Output[int]
+    """Redis port."""
+    password: pulumi.Output[str]
+    """The password (secret)."""
+    url: pulumi.Output[str]
+    """redis:// URL with the password (secret)."""
+    metrics_target: pulumi.Output[str]
+    """host:port of the exporter, for Prometheus."""
+
+    def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("safeguard:components:Redis", name, None, opts)
+        password = secret_password(f"{name}-password", self)
+        deployed = args.platform.deploy(_service(name, args, password), parent=self)
+
+        self.host = pulumi.Output.from_input(deployed.host)
+        self.port = pulumi.Output.from_input(PORT)
+        self.password = password
+        self.url = pulumi.Output.secret(
+            pulumi.Output.format("redis://:{0}@{1}:{2}/0", password, deployed.host, PORT)
+        )
+        self.metrics_target = pulumi.Output.from_input(f"{deployed.host}:{EXPORTER_PORT}")
+        self.register_outputs(
+            {
+                "host": self.host,
+                "port": self.port,
+                "password": self.password,
+                "url": self.url,
+                "metrics_target": self.metrics_target,
+            }
+        )
+
+
+def _service(name: str, args: RedisArgs, password: pulumi.Output[str]) -> ServiceSpec:
+    ping = Exec(command=("sh", "-c", "redis-cli -h 127.0.0.1 ping | grep -q PONG"))
+    data = (
+        DataVolume(name="data", size=args.storage_size)
+        if args.storage_size
+        else ScratchVolume(name="data", size="256Mi")
+    )
+    # The password comes from the environment through the shell, so it never appears in the
+    # pod spec; volatile-lru evicts only keys with a TTL (cache entries, rate-limit windows).
+    server_script = (
+        "exec redis-server --port 6379 --dir /data --appendonly yes --appendfsync everysec "
+        # Three quarters of the memory limit leaves room for AOF rewrites.
+        f"--maxmemory {memory_mb(args.compute.memory_limit) * 3 // 4}mb "
+        "--maxmemory-policy volatile-lru "
+        '--requirepass "$REDIS_PASSWORD"'
+    )
+    server = Container(
+        name="redis",
+        image=args.image,
+        uid=UID,
+        gid=GID,
+        compute=args.compute,
+        command=("sh", "-c", server_script),
+        ports=(Port(name="redis", port=PORT),),
+        # redis-cli reads REDISCLI_AUTH, which keeps the password off the probe's command line.
+        secret_env={"REDIS_PASSWORD": "REDIS_PASSWORD", "REDISCLI_AUTH": "REDIS_PASSWORD"},
+        probes=Probes(
+            liveness=Probe(check=ping, period_seconds=10, timeout_seconds=3),
+            readiness=Probe(check=ping, period_seconds=5, timeout_seconds=3),
+            startup=Probe(check=ping, period_seconds=2, failure_threshold=60),
+        ),
+        mounts=(Mount(volume="data", path="/data"), TMP_MOUNT),
+    )
+    exporter = Container(
+        name="exporter",
+        image=args.exporter_image,
+        uid=59000,
+        gid=59000,
+        compute=EXPORTER_COMPUTE,
+        ports=(Port(name="metrics", port=EXPORTER_PORT),),
+        env={"REDIS_ADDR": f"redis://127.0.0.1:{PORT}"},
+        secret_env={"REDIS_PASSWORD": "REDIS_PASSWORD"},
+        probes=Probes.same(Probe(check=HttpGet(path="/health", port=EXPORTER_PORT))),
+        http_client=None,
+    )
+    return ServiceSpec(
+        name=name,
+        containers=(server, exporter),
+        stateful=True,
+        volumes=(data, TMP),
+        secrets={"REDIS_PASSWORD": password},
+        service_ports=(Port(name="redis", port=PORT), Port(name="metrics", port=EXPORTER_PORT)),
+        ingress=(
+            Ingress(from_services=args.clients, ports=(PORT,)),
+            Ingress(from_services=args.scrapers, ports=(EXPORTER_PORT,)),
+        ),
+    )

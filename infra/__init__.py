@@ -1,0 +1,1 @@
+"""The Pulumi program's wiring (`infra.program`), its platform back ends and the offline CLI."""

@@ -1,0 +1,178 @@
+"""The Pulumi program: picks the platform for the stack and wires the components together.
+
+`run(settings)` registers every resource and exports the stack outputs; it is what the root
+`__main__.py` calls under the real engine, and what the tests and `python -m infra render` call
+under mocks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+
+from components import app_service, nginx, postgres, redis
+from components.app_service import AppService, AppServiceArgs
+from components.monitoring import Monitoring, MonitoringArgs, ScrapeTarget
+from components.nginx import Nginx, NginxArgs
+from components.postgres import BackupPolicy, Postgres, PostgresArgs
+from components.redis import Redis, RedisArgs
+from infra.platform_docker import DockerPlatform, prepare_networks
+from infra.platform_kubernetes import KubernetesPlatform, prepare_namespace
+from infra.spec import Compute, Platform
+from stacks.settings import ComputeSettings, Settings
+
+
+def _compute(c: ComputeSettings) -> Compute:
+    return Compute(
+        cpu_request=c.cpu_request,
+        memory_request=c.memory_request,
+        cpu_limit=c.cpu_limit,
+        memory_limit=c.memory_limit,
+    )
+
+
+def _platform(settings: Settings) -> Platform:
+    instance = settings.stack
+    if settings.platform == "docker":
+        backend, edge = prepare_networks(f"safeguard-{instance}")
+        return DockerPlatform(instance=f"safeguard-{instance}", backend=backend, edge=edge)
+    namespace = prepare_namespace(settings.namespace, instance)
+    return KubernetesPlatform(
+        namespace=namespace.metadata.name,
+        instance=instance,
+        storage_class=settings.storage_class,
+        public_service_type=settings.edge.service_type,
+        ingress_class=settings.edge.ingress_class,
+        host=settings.edge.host,
+        tls_secret=settings.edge.tls_secret,
+    )
+
+
+def run(settings: Settings) -> None:
+    """Register the whole system for one stack and export its outputs."""
+    platform = _platform(settings)
+    persistent = settings.persistent_storage
+
+    database = Postgres(
+        "postgres",
+        PostgresArgs(
+            platform=platform,
+            compute=_compute(settings.postgres.compute),
+            storage_size=settings.postgres.storage_size if persistent else None,
+            backup=BackupPolicy(
+                schedule=settings.postgres.backup_schedule,
+                retention_days=settings.postgres.backup_retention_days,
+                storage_size=settings.postgres.backup_storage_size,
+            )
+            if settings.postgres.backup_enabled
+            else None,
+        ),
+    )
+    cache = Redis(
+        "redis",
+        RedisArgs(
+            platform=platform,
+            compute=_compute(settings.redis.compute),
+            storage_size=settings.redis.storage_size if persistent else None,
+        ),
+    )
+    app = AppService(
+        "app",
+        AppServiceArgs(
+            platform=platform,
+            image=settings.app.image,
+            # Relative, so the recorded inputs do not depend on where the checkout lives.
+            build_context=Path(".") if settings.app.build else None,
+            environment=settings.environment,
+            database_url=database.url,
+            redis_url=cache.url,
+            api_keys=settings.api_keys,
+            compute=_compute(settings.app.compute),
+            replicas=settings.app.replicas,
+            autoscale_max=settings.app.autoscale_max,
+            allowed_origins=settings.app.allowed_origins,
+            log_level=settings.app.log_level,
+            after=(database, cache),
+        ),
+    )
+    edge = settings.edge
+    edge_proxy = Nginx(
+        "nginx",
+        NginxArgs(
+            platform=platform,
+            upstream=f"app:{app_service.PORT}",
+            server_name=edge.host,
+            allowed_origins=settings.app.allowed_origins,
+            rate_per_second=edge.rate_per_second,
+            burst=edge.burst,
+            client_max_body_size=edge.client_max_body_size,
+            tls_secret=edge.tls_secret,
+            tls_at_ingress=edge.ingress_class is not None,
+            replicas=1 if settings.platform == "docker" else 2,
+            public_port=edge.public_port,
+        ),
+    )
+    monitoring_settings = settings.monitoring
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            platform=platform,
+            environment=settings.environment,
+            namespace=settings.namespace if settings.platform == "kubernetes" else None,
+            targets=(
+                ScrapeTarget(job="app", address=f"app:{app_service.PORT}"),
+                ScrapeTarget(job="nginx", address=f"nginx:{nginx.EXPORTER_PORT}"),
+                ScrapeTarget(job="postgres", address=f"postgres:{postgres.EXPORTER_PORT}"),
+                ScrapeTarget(job="redis", address=f"redis:{redis.EXPORTER_PORT}"),
+            ),
+            prometheus_storage_size=monitoring_settings.prometheus_storage_size
+            if persistent
+            else None,
+            retention=monitoring_settings.prometheus_retention,
+            alertmanager_storage_size=monitoring_settings.alertmanager_storage_size
+            if persistent
+            else None,
+            grafana_storage_size=monitoring_settings.grafana_storage_size if persistent else None,
+            critical_webhook=monitoring_settings.critical_webhook,
+            warning_webhook=monitoring_settings.warning_webhook,
+        ),
+    )
+    if monitoring_settings.critical_webhook is None:
+        pulumi.log.warn(
+            "safeguard:alertWebhookCritical is not set: critical alerts reach no one "
+            "(pulumi config set --secret safeguard:alertWebhookCritical <url>)"
+        )
+
+    on_docker = settings.platform == "docker"
+    pulumi.export("platform", settings.platform)
+    pulumi.export("environment", settings.environment)
+    pulumi.export("namespace", None if on_docker else settings.namespace)
+    pulumi.export("public_url", edge_proxy.url)
+    pulumi.export(
+        "grafana_url",
+        "http://127.0.0.1:3000"
+        if on_docker
+        else f"kubectl -n {settings.namespace} port-forward svc/grafana 3000  ->  http://127.0.0.1:3000",
+    )
+    pulumi.export(
+        "prometheus_url",
+        "http://127.0.0.1:9090"
+        if on_docker
+        else f"kubectl -n {settings.namespace} port-forward svc/prometheus 9090  ->  http://127.0.0.1:9090",
+    )
+    pulumi.export("grafana_admin_user", "admin")
+    pulumi.export("grafana_admin_password", monitoring.grafana_admin_password)
+    pulumi.export(
+        "postgres",
+        {
+            "host": database.host,
+            "port": database.port,
+            "database": database.database,
+            "user": database.user,
+        },
+    )
+    pulumi.export("postgres_url", database.url)
+    pulumi.export("redis", {"host": cache.host, "port": cache.port})
+    pulumi.export("redis_url", cache.url)
+    pulumi.export("app_image", app.image)
