@@ -1,0 +1,365 @@
+"""The no-wildcard-CORS policy, wherever a wildcard can hide: env vars (Kubernetes and Docker),
+ingress-nginx annotations and snippets, nginx configuration in ConfigMaps and Docker uploads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from _framework import Resource, resource_policy
+from _values import Findings, join
+from _workloads import (
+    CONFIG_MAP,
+    DOCKER_CONTAINER,
+    INGRESSES,
+    K8S_WORKLOADS,
+    EnvVar,
+    containers,
+    docker_env,
+    k8s_env,
+    label,
+    pod_spec,
+)
+from pulumi_policy import EnforcementLevel
+
+# An origin no allowlist should accept: a pattern matching it accepts any origin.
+_ANY_ORIGIN: Final = "https://attacker.invalid"
+_FIX: Final = "list the allowed origins explicitly (e.g. https://app.example.com)"
+_NGINX_FIX: Final = (
+    "send only allowlisted origins: map $http_origin to an allowlist "
+    '(map $http_origin $cors_origin { default ""; "~^https://app\\.example\\.com$" '
+    "$http_origin; }) and add_header Access-Control-Allow-Origin $cors_origin"
+)
+_ENABLE_CORS: Final = "nginx.ingress.kubernetes.io/enable-cors"
+_ALLOW_ORIGIN: Final = "nginx.ingress.kubernetes.io/cors-allow-origin"
+_ACAO: Final = "access-control-allow-origin"
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|[^\s;]+')
+_ADD_HEADER = re.compile(r"\badd_header\s+")
+_MORE_SET_HEADERS = re.compile(r"\bmore_set_headers\s+")
+_MAP_START = re.compile(r"\bmap\s+\$http_origin\s+\$(\w+)\s*\{")
+_IF_START = re.compile(r"\bif\s*\(")
+_IF_ORIGIN = re.compile(r"\$http_origin\s*(~\*|~|=)\s*(.+)", re.DOTALL)
+
+
+# --- env vars --------------------------------------------------------------------------------
+
+
+def is_cors_name(name: str) -> bool:
+    upper = name.upper()
+    return "CORS" in upper or "ORIGIN" in upper
+
+
+def _holds_star(value: str) -> bool:
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if parsed == "*" or (isinstance(parsed, list) and any(str(p).strip() == "*" for p in parsed)):
+        return True
+    tokens = re.split(r"[\s,;]+", value.strip().strip("[]()"))
+    return any(token.strip("'\"") == "*" for token in tokens)
+
+
+def wildcard_origin(name: str, value: str) -> str | None:
+    """Why an origin setting called `name` with `value` allows every origin, or None."""
+    value = value.strip()
+    if not value:
+        return None
+    upper = name.upper()
+    if "REGEX" in upper or "PATTERN" in upper:
+        try:
+            if re.fullmatch(value, _ANY_ORIGIN):
+                return f"the pattern {value!r} matches any origin"
+        except re.error:
+            pass
+    if _holds_star(value):
+        return f"{value!r} holds the wildcard '*', which allows every origin"
+    return None
+
+
+def _check_env(where: str, owner: str, variables: Iterator[EnvVar], findings: Findings) -> None:
+    for var in variables:
+        if not is_cors_name(var.name) or not isinstance(var.value, str):
+            continue
+        if reason := wildcard_origin(var.name, var.value):
+            findings.fail(f"{where}: {owner}env {var.name} ({var.path}): {reason}; {_FIX}.")
+
+
+# --- nginx configuration ---------------------------------------------------------------------
+
+
+def _strip_comments(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        quote = None
+        for index, char in enumerate(line):
+            if quote:
+                if char == quote:
+                    quote = None
+            elif char in "\"'":
+                quote = char
+            elif char == "#":
+                line = line[:index]
+                break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _unquote(token: str) -> str:
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"'":
+        return token[1:-1]
+    return token
+
+
+def _until(config: str, start: int, stops: str) -> int:
+    """Index of the first character of `stops` at or after `start`, outside quotes."""
+    quote = None
+    for index in range(start, len(config)):
+        char = config[index]
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char in stops:
+            return index
+    return len(config)
+
+
+def _statement_tokens(config: str, start: int) -> list[str]:
+    """The tokens of the nginx statement starting at `start`, up to its `;`."""
+    return _TOKEN.findall(config[start : _until(config, start, ";{}")])
+
+
+def _header_values(config: str) -> Iterator[str]:
+    """Values given to Access-Control-Allow-Origin by add_header or more_set_headers."""
+    for match in _ADD_HEADER.finditer(config):
+        tokens = _statement_tokens(config, match.end())
+        if len(tokens) >= 2 and _unquote(tokens[0]).lower() == _ACAO:
+            yield _unquote(tokens[1]).strip()
+    for match in _MORE_SET_HEADERS.finditer(config):
+        for token in _statement_tokens(config, match.end()):
+            name, sep, value = _unquote(token).partition(":")
+            if sep and name.strip().lower() == _ACAO:
+                yield value.strip()
+
+
+def _matches_any_origin(pattern: str, case_insensitive: bool) -> bool:
+    try:
+        return re.search(pattern, _ANY_ORIGIN, re.IGNORECASE if case_insensitive else 0) is not None
+    except re.error:
+        return False
+
+
+@dataclass
+class _OriginMap:
+    """`map $http_origin $var { ... }`: the values an arbitrary origin can end up with."""
+
+    values_for_any_origin: list[str] = field(default_factory=list)
+
+
+def _block_body(config: str, start: int) -> str:
+    depth, quote = 1, None
+    for index in range(start, len(config)):
+        char = config[index]
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return config[start:index]
+    return config[start:]
+
+
+def _origin_maps(config: str) -> dict[str, _OriginMap]:
+    maps: dict[str, _OriginMap] = {}
+    for match in _MAP_START.finditer(config):
+        origin_map = maps.setdefault(match.group(1), _OriginMap())
+        body = _block_body(config, match.end())
+        position = 0
+        while position < len(body):
+            end = _until(body, position, ";")
+            tokens = [_unquote(t) for t in _TOKEN.findall(body[position:end])]
+            position = end + 1
+            if len(tokens) < 2 or tokens[0] in ("hostnames", "volatile", "include"):
+                continue
+            key, value = tokens[0], tokens[1]
+            if key == "default" or (
+                key.startswith("~")
+                and _matches_any_origin(key.lstrip("~*"), case_insensitive=key.startswith("~*"))
+            ):
+                origin_map.values_for_any_origin.append(value)
+    return maps
+
+
+def _if_conditions(config: str) -> Iterator[str]:
+    for match in _IF_START.finditer(config):
+        depth, quote = 1, None
+        for index in range(match.end(), len(config)):
+            char = config[index]
+            if quote:
+                if char == quote:
+                    quote = None
+            elif char in "\"'":
+                quote = char
+            elif char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+                if depth == 0:
+                    yield config[match.end() : index]
+                    break
+
+
+def _has_if_allowlist(config: str) -> bool:
+    for condition in _if_conditions(config):
+        test = _IF_ORIGIN.fullmatch(condition.strip())
+        if test is None:
+            continue
+        operator, operand = test.group(1), _unquote(test.group(2).strip())
+        if operator == "=" or not _matches_any_origin(operand, operator == "~*"):
+            return True
+    return False
+
+
+def nginx_cors_problems(text: str) -> list[str]:
+    """Ways an nginx configuration lets every origin read responses cross-origin."""
+    config = _strip_comments(text)
+    maps = _origin_maps(config)
+    allowlisted = _has_if_allowlist(config) or any(
+        "$http_origin" not in m.values_for_any_origin and "*" not in m.values_for_any_origin
+        for m in maps.values()
+    )
+    problems = []
+    for value in _header_values(config):
+        if value == "*":
+            problems.append("sets Access-Control-Allow-Origin to *")
+        elif value == "$http_origin" and not allowlisted:
+            problems.append(
+                "reflects $http_origin in Access-Control-Allow-Origin with no allowlist "
+                "(no map $http_origin or if ($http_origin ~ ...) in the same configuration)"
+            )
+        elif value.startswith("$") and (origin_map := maps.get(value[1:].strip("{}"))):
+            if "*" in origin_map.values_for_any_origin:
+                problems.append(f"sends * for any origin through map $http_origin {value}")
+            elif "$http_origin" in origin_map.values_for_any_origin:
+                problems.append(
+                    f"reflects any origin through map $http_origin {value} (its default or a "
+                    "match-all pattern maps to $http_origin)"
+                )
+    return problems
+
+
+def _check_nginx_text(where: str, subject: str, text: str, findings: Findings) -> None:
+    for problem in nginx_cors_problems(text):
+        findings.fail(f"{where}: {subject} {problem}; {_NGINX_FIX}.")
+
+
+# --- per resource type -----------------------------------------------------------------------
+
+
+def _check_workload(resource: Resource, findings: Findings) -> None:
+    pod = pod_spec(resource.type, resource.props, findings)
+    if pod is None:
+        return
+    where = label(resource.type, resource.name)
+    for container in containers(pod, findings):
+        _check_env(where, f"{container.title}: ", k8s_env(container, findings), findings)
+
+
+def _decode_base64(value: str) -> str | None:
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _check_docker(resource: Resource, findings: Findings) -> None:
+    where = label(resource.type, resource.name)
+    _check_env(where, "", docker_env(resource.props, findings, set()), findings)
+    uploads = findings.field(resource.props, "uploads", "", list)
+    for _, path, upload in findings.items(uploads, "uploads", dict):
+        subject = f"{path} ({upload.get('file')})"
+        content = findings.field(upload, "content", path, str)
+        if isinstance(content, str):
+            _check_nginx_text(where, subject, content, findings)
+        encoded = findings.field(upload, "contentBase64", path, str)
+        if isinstance(encoded, str) and (decoded := _decode_base64(encoded)) is not None:
+            _check_nginx_text(where, subject, decoded, findings)
+
+
+def _check_ingress(resource: Resource, findings: Findings) -> None:
+    where = label(resource.type, resource.name)
+    metadata = findings.field(resource.props, "metadata", "", dict)
+    annotations = findings.field(metadata, "annotations", "metadata", dict)
+    if not isinstance(annotations, Mapping):
+        return
+    path = "metadata.annotations"
+    enable = findings.check_value(annotations.get(_ENABLE_CORS), f"{path}.{_ENABLE_CORS}", str)
+    if isinstance(enable, str) and enable.strip().lower() == "true":
+        origin = findings.check_value(
+            annotations.get(_ALLOW_ORIGIN), f"{path}.{_ALLOW_ORIGIN}", str
+        )
+        if origin is None or (isinstance(origin, str) and not origin.strip()):
+            findings.fail(
+                f"{where}: {_ENABLE_CORS} is true without {_ALLOW_ORIGIN}, whose default is *; "
+                f"set {_ALLOW_ORIGIN} to the allowed origins."
+            )
+        elif isinstance(origin, str) and (reason := wildcard_origin(_ALLOW_ORIGIN, origin)):
+            findings.fail(f"{where}: {path}.{_ALLOW_ORIGIN}: {reason}; {_FIX}.")
+    for key, value in annotations.items():
+        if key.endswith(("snippet", "snippets")):
+            text = findings.check_value(value, f"{path}.{key}", str)
+            if isinstance(text, str):
+                _check_nginx_text(where, f"annotation {key}", text, findings)
+
+
+def _check_config_map(resource: Resource, findings: Findings) -> None:
+    where = label(resource.type, resource.name)
+    data = findings.field(resource.props, "data", "", dict)
+    if isinstance(data, Mapping):
+        for key, raw in data.items():
+            value = findings.check_value(raw, join("data", key), str)
+            if not isinstance(value, str):
+                continue
+            if is_cors_name(key) and (reason := wildcard_origin(key, value)):
+                findings.fail(f"{where}: data.{key} (used as env via envFrom): {reason}; {_FIX}.")
+            _check_nginx_text(where, f"data.{key}", value, findings)
+    binary = findings.field(resource.props, "binaryData", "", dict)
+    if isinstance(binary, Mapping):
+        for key, raw in binary.items():
+            if isinstance(raw, str) and (decoded := _decode_base64(raw)) is not None:
+                _check_nginx_text(where, f"binaryData.{key}", decoded, findings)
+
+
+def check_no_wildcard_cors(resource: Resource, findings: Findings) -> None:
+    if resource.type in K8S_WORKLOADS:
+        _check_workload(resource, findings)
+    elif resource.type == DOCKER_CONTAINER:
+        _check_docker(resource, findings)
+    elif resource.type in INGRESSES:
+        _check_ingress(resource, findings)
+    elif resource.type == CONFIG_MAP:
+        _check_config_map(resource, findings)
+
+
+POLICIES: Final = [
+    resource_policy(
+        name="no-wildcard-cors",
+        description="CORS must allow listed origins only, never * or any reflected origin.",
+        resource_types=K8S_WORKLOADS | INGRESSES | {DOCKER_CONTAINER, CONFIG_MAP},
+        check=check_no_wildcard_cors,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    ),
+]
