@@ -7,13 +7,16 @@ The same stack file always renders to byte-identical files.
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from infra.offline import Recorded, StackRun, redact, run_stack
+from stacks import SettingsError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -92,3 +95,22 @@ def render_stack(stack: str, out: Path) -> list[Path]:
         path.write_text(content)
         written.append(path)
     return written
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", required=True, help="dev, staging or production")
+    parser.add_argument("--out", type=Path, default=Path("render"), help="default: ./render")
+    parser.set_defaults(handler=_command)
+
+
+def _command(args: argparse.Namespace) -> int:
+    try:
+        written = render_stack(args.stack, args.out)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 1
+    except FileNotFoundError as error:
+        print(f"no stack file: {error.filename}", file=sys.stderr)
+        return 1
+    print(f"rendered {len(written)} files into {args.out / args.stack}")
+    return 0
