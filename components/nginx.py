@@ -66,6 +66,8 @@ class NginxConf:
 
     upstream: str
     """host:port of the app."""
+    bind: str | None = None
+    """Address the public ports bind to; None binds every address (what a container wants)."""
     listen_port: int = LISTEN_PORT
     """Plain HTTP port (with TLS, it only redirects and answers the health check)."""
     tls_port: int = TLS_PORT
@@ -231,6 +233,11 @@ def _service(name: str, args: NginxArgs, config: str) -> ServiceSpec:
         ports=(Port(name="metrics", port=EXPORTER_PORT),),
         probes=Probes.same(Probe(check=HttpGet(path="/metrics", port=EXPORTER_PORT))),
         http_client=None,
+        no_docker_healthcheck=(
+            "nginx-prometheus-exporter is a scratch image with no shell or HTTP client to run "
+            "a check inside the container; Prometheus scrapes it, and its TargetDown alert "
+            "fires when the exporter stops answering"
+        ),
     )
     public_ports = tuple(p.target or p.port for p in service_ports)
     return ServiceSpec(

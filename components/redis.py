@@ -141,6 +141,11 @@ def _service(name: str, args: RedisArgs, password: pulumi.Output[str]) -> Servic
         secret_env={"REDIS_PASSWORD": "REDIS_PASSWORD"},
         probes=Probes.same(Probe(check=HttpGet(path="/health", port=EXPORTER_PORT))),
         http_client=None,
+        no_docker_healthcheck=(
+            "redis_exporter is a scratch image with no shell or HTTP client to run a check "
+            "inside the container; Prometheus scrapes it, and its TargetDown alert fires when "
+            "the exporter stops answering"
+        ),
     )
     return ServiceSpec(
         name=name,

@@ -4,12 +4,14 @@ The pack runs as its own process (`python -u -m pulumi.policy <engine-address> .
 directory, the command behind `pulumi-analyzer-policy-python`), prints its Analyzer gRPC port
 on stdout and is then driven through the `pulumi.runtime.proto` stubs: GetAnalyzerInfo,
 Configure (with a `--policy-pack-config` file reconciled as the engine does), Analyze per
-resource and AnalyzeStack for the whole stack. A tiny in-process Engine service receives the
+resource and AnalyzeStack for the whole stack (one call at a time, or a whole update at once with
+`analyze_all`, pipelined over one channel). A tiny in-process Engine service receives the
 pack's Log calls.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -45,6 +47,13 @@ _LEVELS: Final[Mapping[str, int]] = {
 _LEVEL_NAMES: Final[Mapping[int, str]] = {v: k for k, v in _LEVELS.items()}
 
 
+_MAX_MESSAGE: Final = 400 * 1024 * 1024
+_CHANNEL_OPTIONS: Final = [
+    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+    ("grpc.max_send_message_length", _MAX_MESSAGE),
+]
+
+
 class PolicyPackError(RuntimeError):
     """The pack failed to start, or a call to it failed; the message carries its stderr."""
 
@@ -54,6 +63,18 @@ class Secret:
     """A property value the engine marks secret (what a Pulumi secret output becomes)."""
 
     value: Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provider:
+    """The provider resource that manages a resource, as the engine describes it to analyzers."""
+
+    type: str
+    """`pulumi:providers:<package>`."""
+    name: str
+    """`default_<version>` for the engine's default provider."""
+    urn: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +90,9 @@ class Resource:
     urn: str = ""
     """Defaults to a URN built from the pack process's project and stack."""
     parent: str = ""
-    """The parent's URN (AnalyzeStack only)."""
+    """The parent's URN."""
+    provider: Provider | None = None
+    """The provider managing the resource; None sends none (component resources)."""
     dependencies: Sequence[str] = ()
     """URNs this resource depends on (AnalyzeStack only)."""
     property_dependencies: Mapping[str, Sequence[str]] = field(default_factory=dict)
@@ -315,7 +338,9 @@ class PolicyPackProcess:
             engine_address = self._start_engine()
             self._spawn(engine_address)
             port = self._read_port()
-            self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            # The engine's limit (400 MiB) rather than gRPC's 4 MiB: a large stack's
+            # AnalyzeStack request, or the diagnostics of a large batch, exceed the default.
+            self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_CHANNEL_OPTIONS)
             try:
                 grpc.channel_ready_future(self._channel).result(timeout=self._startup_timeout)
             except grpc.FutureTimeoutError:
@@ -504,35 +529,94 @@ class PolicyPackProcess:
             for d in response.diagnostics
         ]
 
-    def analyze(self, resource: Resource) -> list[Diagnostic]:
-        """Analyze: the diagnostics of the resource policies for one resource."""
-        request = analyzer_pb2.AnalyzeRequest(
+    def _provider(self, resource: Resource) -> analyzer_pb2.AnalyzerProviderResource | None:
+        provider = resource.provider
+        if provider is None:
+            return None
+        return analyzer_pb2.AnalyzerProviderResource(
+            type=provider.type,
+            name=provider.name,
+            urn=provider.urn,
+            properties=to_struct(provider.properties),
+        )
+
+    def _analyze_request(self, resource: Resource) -> analyzer_pb2.AnalyzeRequest:
+        return analyzer_pb2.AnalyzeRequest(
             type=resource.type,
             name=resource.name,
             urn=self._urn(resource),
             properties=to_struct(resource.properties),
             options=analyzer_pb2.AnalyzerResourceOptions(parent=resource.parent),
+            provider=self._provider(resource),
         )
-        return self._diagnostics(self._call("Analyze", request))
+
+    def analyze(self, resource: Resource) -> list[Diagnostic]:
+        """Analyze: the diagnostics of the resource policies for one resource."""
+        return self._diagnostics(self._call("Analyze", self._analyze_request(resource)))
+
+    def analyze_all(
+        self, resources: Iterable[Resource], *, in_flight: int = 8
+    ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]:
+        """What the engine does over a whole update: Analyze for every resource, then
+        AnalyzeStack over all of them. Returns ([(resource, its diagnostics)], stack
+        diagnostics).
+
+        One channel, up to `in_flight` Analyze calls outstanding (the engine analyzes resources
+        concurrently too), so encoding, transport and the pack's work overlap; each resource's
+        properties are encoded once for both calls. `resources` is consumed lazily: it may be a
+        generator that is still parsing input while the pack works.
+        """
+        if self._stub is None:
+            raise PolicyPackError("the policy pack is not running; use it as a context manager")
+        method = self._stub.Analyze
+        pending: collections.deque[tuple[Resource, Any]] = collections.deque()
+        results: list[tuple[Resource, list[Diagnostic]]] = []
+        stack: list[analyzer_pb2.AnalyzerResource] = []
+
+        def settle() -> None:
+            resource, call = pending.popleft()
+            try:
+                results.append((resource, self._diagnostics(call.result())))
+            except grpc.RpcError as error:
+                detail = f"Analyze failed: {error.code().name}: {error.details()}"  # type: ignore[attr-defined]
+                raise PolicyPackError(self._failure(detail)) from error
+
+        try:
+            for resource in resources:
+                request = self._analyze_request(resource)
+                stack.append(self._stack_resource(resource, request.properties))
+                pending.append((resource, method.future(request, timeout=self._call_timeout)))
+                if len(pending) >= in_flight:
+                    settle()
+            while pending:
+                settle()
+        finally:
+            for _, call in pending:
+                call.cancel()
+        request = analyzer_pb2.AnalyzeStackRequest(resources=stack)
+        return results, self._diagnostics(self._call("AnalyzeStack", request))
 
     def analyze_stack(self, resources: Iterable[Resource]) -> list[Diagnostic]:
         """AnalyzeStack: the diagnostics of the stack policies over all resources."""
         request = analyzer_pb2.AnalyzeStackRequest(
-            resources=[
-                analyzer_pb2.AnalyzerResource(
-                    type=r.type,
-                    name=r.name,
-                    urn=self._urn(r),
-                    properties=to_struct(r.properties),
-                    options=analyzer_pb2.AnalyzerResourceOptions(parent=r.parent),
-                    parent=r.parent,
-                    dependencies=list(r.dependencies),
-                    propertyDependencies={
-                        key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))
-                        for key, urns in r.property_dependencies.items()
-                    },
-                )
-                for r in resources
-            ]
+            resources=[self._stack_resource(r, to_struct(r.properties)) for r in resources]
         )
         return self._diagnostics(self._call("AnalyzeStack", request))
+
+    def _stack_resource(
+        self, r: Resource, properties: struct_pb2.Struct
+    ) -> analyzer_pb2.AnalyzerResource:
+        return analyzer_pb2.AnalyzerResource(
+            type=r.type,
+            name=r.name,
+            urn=self._urn(r),
+            properties=properties,
+            options=analyzer_pb2.AnalyzerResourceOptions(parent=r.parent),
+            provider=self._provider(r),
+            parent=r.parent,
+            dependencies=list(r.dependencies),
+            propertyDependencies={
+                key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))
+                for key, urns in r.property_dependencies.items()
+            },
+        )

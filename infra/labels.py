@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 PART_OF = "safeguard"
+EXEMPT_PREFIX = "policy.safeguard.dev/exempt-"
+"""Annotation or Docker label key prefix exempting a resource from one named policy (the value
+is the reason); see policies/README.md."""
 
 
 def labels(service: str, instance: str, component: str | None = None) -> dict[str, str]:
@@ -32,3 +35,8 @@ def selector(service: str, instance: str, component: str | None = None) -> dict[
             "app.kubernetes.io/component",
         )
     }
+
+
+def exemption(policy: str, reason: str) -> dict[str, str]:
+    """The annotation (or Docker label) exempting a resource from `policy`, with its reason."""
+    return {EXEMPT_PREFIX + policy: reason}

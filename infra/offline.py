@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pulumi
 import yaml
 from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -29,6 +31,7 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SECRET_KEY = "4dabf18193072939515e22adb298388d"
 """The wire format's special-signature key (pulumi's rpc._special_sig_key)."""
 REDACTED = "[secret]"
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,47 @@ class Recorded:
     name: str
     inputs: dict[str, Any]
     custom: bool
+    urn: str = ""
+    """The URN the engine gives the resource (parent types joined with `$`)."""
+    parent: str = ""
+    """The parent's URN: a component, or the root stack."""
+    provider: str = ""
+    """An explicit provider reference (`<provider urn>::<id>`); "" means the default provider."""
+    dependencies: tuple[str, ...] = ()
+    """URNs of the resources this one depends on."""
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per input property, the URNs its value came from."""
 
     @property
     def kind(self) -> str:
         """Last part of the type token: Deployment, Container, RandomPassword..."""
         return self.type.rsplit(":", 1)[-1]
+
+
+_registration = threading.local()
+"""The RegisterResource request being served on this thread, for Mocks.new_resource."""
+
+
+class _Monitor(MockMonitor):
+    """The SDK's mock monitor, with URNs built as the engine builds them (the whole chain of
+    parent types, the root stack left out) and each registration's request handed to
+    `Mocks.new_resource`, which the SDK only gives type, name and inputs."""
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != ROOT_STACK_TYPE:
+                type_ = f"{parent_type}${type_}"
+        stack, project = runtime_settings.get_stack(), runtime_settings.get_project()
+        return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+    def RegisterResource(self, request: Any) -> Any:
+        _registration.request = request
+        _registration.urn = self.make_urn(request.parent, request.type, request.name)
+        try:
+            return super().RegisterResource(request)
+        finally:
+            _registration.request = _registration.urn = None
 
 
 @dataclass
@@ -55,9 +94,6 @@ class Mocks(pulumi.runtime.Mocks):
     """Generated RandomPassword results, by resource name."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
-        self.resources.append(
-            Recorded(type=args.typ, name=args.name, inputs=args.inputs, custom=bool(args.custom))
-        )
         outputs = dict(args.inputs)
         digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()
         if args.typ == "random:index/randomPassword:RandomPassword":
@@ -68,6 +104,24 @@ class Mocks(pulumi.runtime.Mocks):
             outputs["repoDigest"] = f"{args.inputs.get('name')}@sha256:{digest}"
         elif args.typ == "docker:index/image:Image":
             outputs["repoDigest"] = f"{args.inputs.get('imageName')}@sha256:{digest}"
+        request = getattr(_registration, "request", None)
+        self.resources.append(
+            Recorded(
+                type=args.typ,
+                name=args.name,
+                inputs=args.inputs,
+                custom=bool(args.custom),
+                urn=getattr(_registration, "urn", None) or "",
+                parent=request.parent if request is not None else "",
+                provider=args.provider or "",
+                dependencies=tuple(request.dependencies) if request is not None else (),
+                property_dependencies={
+                    key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
+                }
+                if request is not None
+                else {},
+            )
+        )
         return f"mock-{args.name}", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
@@ -133,7 +187,9 @@ def run_program(
     try:
         runtime_settings.reset_options(project=PROJECT, stack=stack, preview=False)
         pulumi.runtime.set_all_config(config, secret_keys or [])
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+        pulumi.runtime.set_mocks(
+            mocks, project=PROJECT, stack=stack, preview=False, monitor=_Monitor(mocks)
+        )
         try:
             _sync_await(run_pulumi_func(program))
         except BaseException as error:

@@ -3,7 +3,8 @@
 A Kubernetes pod maps onto a main container plus sidecars that join its network namespace
 (`network_mode: container:<main>`), so `127.0.0.1` means the same thing on both platforms.
 Init containers run to completion (`attach`) before the main container starts. Health checks
-come from the same probe definitions as on Kubernetes.
+come from the same probe definitions as on Kubernetes; a container Docker cannot check carries
+its spec's reason as a reviewed exemption from the `docker-healthcheck` policy.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pulumi
 import pulumi_docker as docker
 from pulumi_docker import ContainerHealthcheckArgsDict
 
-from infra.labels import labels
+from infra.labels import exemption, labels
 from infra.spec import (
     Container,
     DataVolume,
@@ -153,8 +154,17 @@ class DockerPlatform:
             f"{job.name}: Docker has no scheduler; scheduled jobs need the kubernetes platform"
         )
 
-    def _labels(self, service: str) -> list[dict[str, str]]:
-        return _docker_labels(service, self.instance)
+    def _labels(
+        self,
+        service: str,
+        c: Container | None = None,
+        check: ContainerHealthcheckArgsDict | None = None,
+    ) -> list[dict[str, str]]:
+        found = _docker_labels(service, self.instance)
+        if c is not None and check is None and c.no_docker_healthcheck:
+            reason = exemption("docker-healthcheck", c.no_docker_healthcheck)
+            found += [{"label": k, "value": v} for k, v in reason.items()]
+        return found
 
     def _container(
         self,
@@ -204,7 +214,7 @@ class DockerPlatform:
             # Waiting for healthy makes `pulumi up` start dependents only once this one serves.
             wait=check is not None and "attach" not in extra,
             wait_timeout=180,
-            labels=self._labels(spec.name),
+            labels=self._labels(spec.name, c, check),
             opts=opts,
             **extra,
         )

@@ -166,7 +166,33 @@ class Container:
     http_client: Literal["wget", "python"] | None = "wget"
     """What the image can make an HTTP request with. Docker runs health checks inside the
     container, so HttpGet probes become a command of this tool there; None (scratch images)
-    means Docker cannot check the container."""
+    means Docker cannot check the container, and `no_docker_healthcheck` says why."""
+    no_docker_healthcheck: str | None = None
+    """Why Docker cannot health-check this container and what watches it instead. Required
+    exactly when its probes cannot run inside the container; the Docker back end declares it
+    as the reason of an exemption from the `docker-healthcheck` policy, so every policy report
+    lists it for review."""
+
+    def __post_init__(self) -> None:
+        # A container with probes that Docker cannot run must say why (and what covers it); a
+        # reason on a container Docker can check would be a stale exemption.
+        http_probes = self.probes is not None and any(
+            isinstance(p.check, HttpGet)
+            for p in (self.probes.liveness, self.probes.readiness, self.probes.startup)
+            if p is not None
+        )
+        uncheckable = http_probes and self.http_client is None
+        reason = (self.no_docker_healthcheck or "").strip()
+        if uncheckable and not reason:
+            raise ValueError(
+                f"container {self.name!r}: Docker cannot run its HTTP probes (no http_client); "
+                "set no_docker_healthcheck to why, and what watches it instead"
+            )
+        if reason and not uncheckable:
+            raise ValueError(
+                f"container {self.name!r}: no_docker_healthcheck is set, but Docker can check "
+                "this container; remove it"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 # sys.path makes the sibling imports work however the pack is started.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _sdk
 import cors
 import images
 import namespaces
@@ -18,6 +19,7 @@ import security
 import stack
 from pulumi_policy import PolicyPack
 
+_sdk.share_request_properties()
 PolicyPack(
     name="safeguard",
     policies=[

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from _exemptions import exempted_message, find_exemption, missing_reason_message
-from _sdk import report_advisory
-from _values import Findings, plain
+from _sdk import per_call, report_advisory
+from _values import Findings
+from _values import plain as _plain
 from _workloads import label
 from pulumi_policy import (
     EnforcementLevel,
@@ -42,6 +43,9 @@ class Resource:
     props: Mapping[str, Any]
     config: Mapping[str, Any]
 
+
+plain = per_call(_plain)
+"""Every policy of a call reads the same properties: unwrap them once per call."""
 
 ResourceCheck = Callable[[Resource, Findings], None]
 StackCheck = Callable[[list[Resource], Mapping[str, Any], "StackReporter"], None]

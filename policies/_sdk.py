@@ -1,4 +1,4 @@
-"""Two bridges to what the Python policy SDK (pulumi-policy) keeps to itself.
+"""Three bridges to what the Python policy SDK (pulumi-policy) keeps to itself.
 
 1. `report_advisory`: the SDK reports every violation at the policy's enforcement level, but a
    used exemption must be visible in review without blocking, i.e. an ADVISORY diagnostic from
@@ -7,16 +7,26 @@
 2. `request_secret_paths`: the SDK unwraps secret values before validators see them, yet a Docker
    env entry that comes from a Pulumi secret is exactly what `docker-no-literal-secrets` wants to
    allow. We read the secret markers from the AnalyzeRequest being served.
+3. `share_request_properties`: the SDK turns a request's properties into the validator's `props`
+   once per policy (MessageToDict, deserialize, unknown-checking proxy), which with twenty
+   policies is most of the pack's time on a large stack. Within one Analyze or AnalyzeStack
+   call, each step (and `per_call` functions such as our `plain`) is memoized on the identity
+   of its input, so the policies share one read-only copy. Nothing in the pack mutates props.
 
-Both degrade safely if the SDK changes shape: the exemption is then reported at the policy's own
-level (still visible), and env values count as literal. tests/test_policies.py pins both.
+All degrade safely if the SDK changes shape: the exemption is then reported at the policy's own
+level (still visible), env values count as literal, and properties are deserialized per policy
+again. tests/test_policies.py pins the first two and runs every policy through the third.
 """
 
 from __future__ import annotations
 
+import functools
+import gc
 import sys
+import threading
+import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2
@@ -80,3 +90,75 @@ def request_secret_paths() -> set[Path] | None:
                 return found
         frame = frame.f_back
     return None
+
+
+_memo = threading.local()
+"""Per thread: the memo of the Analyze/AnalyzeStack call being served, or None outside one."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def per_call(function: F) -> F:
+    """`function`, memoized on the identity of its first argument for the duration of the
+    Analyze or AnalyzeStack call being served (a plain call outside one)."""
+
+    @functools.wraps(function)
+    def memoized(value: Any, *args: Any) -> Any:
+        cache: dict[tuple[Any, ...], tuple[Any, Any]] | None = getattr(_memo, "cache", None)
+        if cache is None:
+            return function(value, *args)
+        key = (function, id(value), args)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        result = function(value, *args)
+        # Keeping `value` alive keeps its id unique until the call ends.
+        cache[key] = (value, result)
+        return result
+
+    return memoized  # type: ignore[return-value]
+
+
+def _call_scoped(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def scoped(self: Any, request: Any, context: Any) -> Any:
+        _memo.cache = {}
+        # The call builds millions of short-lived, acyclic objects (reference counting frees
+        # them); the cycle collector would rescan them over and over, more than half of a
+        # large AnalyzeStack's time. It runs again as soon as the call ends.
+        gc.disable()
+        try:
+            return method(self, request, context)
+        finally:
+            _memo.cache = None
+            gc.enable()
+
+    return scoped
+
+
+def share_request_properties() -> bool:
+    """Lets the policies of one call share the deserialized properties; False if the SDK no
+    longer has the shape this relies on (then nothing is changed)."""
+    from pulumi_policy import policy as sdk
+
+    servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
+    names = ("json_format", "deserialize_properties", "unknown_checking_proxy")
+    if servicer is None or not all(hasattr(sdk, name) for name in names):
+        return False
+    if getattr(servicer, "_safeguard_shared", False):
+        return True
+    json_format_shim = types.SimpleNamespace(
+        **{
+            name: getattr(json_format, name)
+            for name in dir(json_format)
+            if not name.startswith("__")
+        }
+    )
+    json_format_shim.MessageToDict = per_call(json_format.MessageToDict)
+    sdk.json_format = json_format_shim
+    sdk.deserialize_properties = per_call(sdk.deserialize_properties)
+    sdk.unknown_checking_proxy = per_call(sdk.unknown_checking_proxy)
+    servicer.Analyze = _call_scoped(servicer.Analyze)
+    servicer.AnalyzeStack = _call_scoped(servicer.AnalyzeStack)
+    servicer._safeguard_shared = True
+    return True

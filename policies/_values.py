@@ -106,13 +106,18 @@ class Findings:
         self.violations: list[str] = []
         self.unknown_paths: list[str] = []
         self._malformed: set[str] = set()
+        # Sets next to the ordered lists: a stack policy may report thousands of findings.
+        self._seen_violations: set[str] = set()
+        self._seen_unknown: set[str] = set()
 
     def fail(self, message: str) -> None:
-        if message not in self.violations:
+        if message not in self._seen_violations:
+            self._seen_violations.add(message)
             self.violations.append(message)
 
     def unknown(self, path: str) -> None:
-        if path not in self.unknown_paths:
+        if path not in self._seen_unknown:
+            self._seen_unknown.add(path)
             self.unknown_paths.append(path)
 
     def malformed(self, path: str, value: Any, expected: str) -> None:

@@ -125,20 +125,84 @@ def _combine(*verdicts: bool | None) -> bool | None:
     return None if None in verdicts else True
 
 
-def _selected_by(
-    workload: _Workload, selectors: list[tuple[Resource, Any]], findings: Findings
-) -> bool | None:
-    """True if any (resource, selector) in the workload's namespace selects it."""
-    verdicts = [
-        _combine(
-            _same_namespace(workload.namespace, _namespace(owner, _Scoped(findings, owner))),
-            selects(selector, workload.labels),
-        )
-        for owner, selector in selectors
-    ]
-    if True in verdicts:
-        return True
-    return None if None in verdicts or workload.labels is UNKNOWN else False
+class _Selectors:
+    """The selectors of one kind (NetworkPolicy podSelectors, PDB selectors) indexed so that a
+    workload is only matched against those that can select it: its namespace's, anchored on
+    one of its labels. A selector left out of the candidates has a known namespace or a known
+    matchLabels pair that differs from the workload's, so it cannot select it; this keeps the
+    check linear in a stack of thousands of workloads."""
+
+    def __init__(self, selectors: list[tuple[Resource, Any]], findings: Findings) -> None:
+        self._anywhere: list[Any] = []
+        """Selectors whose namespace is unknown."""
+        self._unanchored: dict[str, list[Any]] = {}
+        """Per namespace: selectors without a known matchLabels pair (empty, expressions...)."""
+        self._anchored: dict[tuple[str, str, str], list[Any]] = {}
+        """Per (namespace, label, value) of the selector's first matchLabels pair."""
+        self._by_key: dict[tuple[str, str], list[Any]] = {}
+        """The anchored selectors again, per (namespace, label), for unknown label values."""
+        self._all: dict[str, list[Any]] = {}
+        for owner, selector in selectors:
+            namespace = _namespace(owner, _Scoped(findings, owner))
+            if namespace is UNKNOWN:
+                self._anywhere.append(selector)
+                continue
+            self._all.setdefault(namespace, []).append(selector)
+            anchor = _anchor(selector)
+            if anchor is None:
+                self._unanchored.setdefault(namespace, []).append(selector)
+            else:
+                self._anchored.setdefault((namespace, *anchor), []).append(selector)
+                self._by_key.setdefault((namespace, anchor[0]), []).append(selector)
+
+    def candidates(self, workload: _Workload) -> Iterator[tuple[Any, bool | None]]:
+        """(selector, whether it is in the workload's namespace) for every selector that may
+        select the workload."""
+        for selector in self._anywhere:
+            yield selector, None
+        namespace, labels = workload.namespace, workload.labels
+        if namespace is UNKNOWN:
+            for selectors in self._all.values():
+                for selector in selectors:
+                    yield selector, None
+            return
+        if not isinstance(labels, Mapping):
+            for selector in self._all.get(namespace, []):
+                yield selector, True
+            return
+        for selector in self._unanchored.get(namespace, []):
+            yield selector, True
+        for key, value in labels.items():
+            if is_unknown(value):
+                found = self._by_key.get((namespace, key), [])
+            else:
+                found = self._anchored.get((namespace, key, value), [])
+            for selector in found:
+                yield selector, True
+
+
+def _anchor(selector: Any) -> tuple[str, str] | None:
+    """The selector's first matchLabels pair, when both are known strings."""
+    if not isinstance(selector, Mapping):
+        return None
+    match_labels = selector.get("matchLabels")
+    if not isinstance(match_labels, Mapping):
+        return None
+    for key, value in match_labels.items():
+        if isinstance(key, str) and isinstance(value, str) and not is_unknown(value):
+            return key, value
+    return None
+
+
+def _selected_by(workload: _Workload, selectors: _Selectors) -> bool | None:
+    """True if any selector in the workload's namespace selects it."""
+    undetermined = workload.labels is UNKNOWN
+    for selector, same_namespace in selectors.candidates(workload):
+        verdict = _combine(same_namespace, selects(selector, workload.labels))
+        if verdict is True:
+            return True
+        undetermined = undetermined or verdict is None
+    return None if undetermined else False
 
 
 def _describe(workload: _Workload) -> str:
@@ -159,13 +223,18 @@ def check_network_policy_coverage(
     resources: list[Resource], config: Mapping[str, Any], reporter: StackReporter
 ) -> None:
     findings = reporter.findings
-    selectors = [
-        (r, _selector(r, "podSelector", findings)) for r in resources if r.type in NETWORK_POLICIES
-    ]
+    selectors = _Selectors(
+        [
+            (r, _selector(r, "podSelector", findings))
+            for r in resources
+            if r.type in NETWORK_POLICIES
+        ],
+        findings,
+    )
     for workload in _workloads(resources, findings):
         if reporter.exempt(workload.resource):
             continue
-        verdict = _selected_by(workload, selectors, findings)
+        verdict = _selected_by(workload, selectors)
         if verdict is None:
             findings.unknown(f"{workload.resource.name}: NetworkPolicy selection")
         elif verdict is False:
@@ -178,12 +247,37 @@ def check_network_policy_coverage(
             )
 
 
-def _hpa_min_replicas(workload: _Workload, hpas: list[Resource], findings: Findings) -> Any:
+class _HpaIndex:
+    """HPAs by the kind and name they scale; those with an unknown target name apply to all."""
+
+    def __init__(self, hpas: list[Resource]) -> None:
+        self._by_target: dict[tuple[Any, str], list[Resource]] = {}
+        self._unknown_name: list[Resource] = []
+        for hpa in hpas:
+            spec = hpa.props.get("spec")
+            target = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
+            if not isinstance(target, Mapping):
+                self._unknown_name.append(hpa)  # reported as malformed when checked
+            elif isinstance(target.get("name"), str) and not is_unknown(target.get("name")):
+                self._by_target.setdefault((target.get("kind"), target["name"]), []).append(hpa)
+            else:
+                self._unknown_name.append(hpa)
+
+    def scaling(self, resource: Resource) -> list[Resource]:
+        """HPAs that may scale `resource` (same kind and name, or an unknown name)."""
+        metadata = resource.props.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        if not isinstance(name, str) or is_unknown(name):
+            return [h for found in self._by_target.values() for h in found] + self._unknown_name
+        return self._by_target.get((kind_of(resource.type), name), []) + self._unknown_name
+
+
+def _hpa_min_replicas(workload: _Workload, hpas: _HpaIndex, findings: Findings) -> Any:
     """The highest minReplicas of HPAs scaling `workload`: an int, or UNKNOWN."""
     highest, undetermined = 1, False
     metadata = workload.resource.props.get("metadata")
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    for hpa in hpas:
+    for hpa in hpas.scaling(workload.resource):
         scoped = _Scoped(findings, hpa)
         spec = scoped.field(hpa.props, "spec", "", dict)
         target = scoped.field(spec, "scaleTargetRef", "spec", dict)
@@ -209,8 +303,10 @@ def check_pdb_coverage(
     resources: list[Resource], config: Mapping[str, Any], reporter: StackReporter
 ) -> None:
     findings = reporter.findings
-    selectors = [(r, _selector(r, "selector", findings)) for r in resources if r.type in PDBS]
-    hpas = [r for r in resources if r.type in HPAS]
+    selectors = _Selectors(
+        [(r, _selector(r, "selector", findings)) for r in resources if r.type in PDBS], findings
+    )
+    hpas = _HpaIndex([r for r in resources if r.type in HPAS])
     for workload in _workloads(resources, findings):
         if workload.resource.type not in REPLICATED_WORKLOADS:
             continue
@@ -228,7 +324,7 @@ def check_pdb_coverage(
             continue
         if reporter.exempt(workload.resource):
             continue
-        verdict = _selected_by(workload, selectors, findings)
+        verdict = _selected_by(workload, selectors)
         if verdict is None:
             findings.unknown(f"{workload.resource.name}: PodDisruptionBudget selection")
         elif verdict is False:
