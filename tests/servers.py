@@ -1,4 +1,5 @@
-"""Real PostgreSQL and Redis servers for the test suite, on 127.0.0.1 with ports picked at run time.
+"""Real PostgreSQL and Redis servers for the test suite, on 127.0.0.1 with ports picked at run time;
+also nginx, Prometheus and Alertmanager, run in the foreground on the configuration under test.
 
 The servers come from Debian's packages (installed by .ci/run). PostgreSQL refuses to run as root,
 so when the suite runs as root its cluster belongs to the `postgres` user and is driven through
@@ -8,17 +9,23 @@ so when the suite runs as root its cluster belongs to the `postgres` user and is
 from __future__ import annotations
 
 import glob
+import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psycopg
+
+from components.nginx import NginxConf
 
 
 def free_port() -> int:
@@ -185,3 +192,314 @@ class RedisServer:
 def new_temp_root(prefix: str) -> Path:
     # Not pytest's tmp_path: its parents are root-only, and the postgres user must reach the dir.
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def wait_for_http(url: str, timeout: float = 15.0, process: subprocess.Popen | None = None) -> None:
+    """Poll `url` until it answers 200; fail early if `process` has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=1, verify=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+
+
+@dataclass
+class ServerProcess:
+    """A server run in the foreground as a child process; stdout and stderr go to files in
+    `root`, so the output can be read while it runs (a pipe nobody reads would block it)."""
+
+    root: Path
+    name: str
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.root / f"{self.name}.stdout"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.root / f"{self.name}.stderr"
+
+    def spawn(
+        self, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
+            self.process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
+        return self.process
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def json_lines(self) -> list[dict]:
+        lines = []
+        for line in self.stdout().splitlines():
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                lines.append(value)
+        return lines
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 15) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        return self.process.returncode
+
+    def fail(self, message: str) -> RuntimeError:
+        return RuntimeError(f"{message}\n--- stdout\n{self.stdout()}\n--- stderr\n{self.stderr()}")
+
+
+NGINX = "/usr/sbin/nginx"
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or NGINX
+    if not Path(found).exists():
+        raise RuntimeError("nginx not found: install Debian's nginx package (.ci/run does)")
+    return found
+
+
+def nginx_check(config: Path) -> subprocess.CompletedProcess[str]:
+    """`nginx -t` on `config`, with its directory as the prefix (relative paths resolve there)."""
+    return subprocess.run(
+        [nginx_binary(), "-e", "stderr", "-p", f"{config.parent}/", "-c", str(config), "-t"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@dataclass
+class NginxServer:
+    """nginx in the foreground with a given nginx.conf (`-g 'daemon off;'`), as the container runs
+    it. As root the master drops its workers to `nobody`, so `root` must be traversable."""
+
+    root: Path
+    config: str
+    port: int
+    server: ServerProcess = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.server = ServerProcess(root=self.root, name="nginx")
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "nginx.conf"
+
+    def write(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)
+        self.config_path.write_text(self.config)
+        return self.config_path
+
+    def start(self, timeout: float = 10) -> NginxServer:
+        self.write()
+        process = self.server.spawn(
+            [nginx_binary(), "-e", "stderr", "-p", f"{self.root}/", "-c", str(self.config_path),
+             "-g", "daemon off;"]
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise self.server.fail(f"nginx exited with {process.returncode}")
+            try:
+                wait_for_port(self.port, timeout=0.2)
+                return self
+            except TimeoutError:
+                continue
+        self.stop()
+        raise self.server.fail(f"nginx did not listen on {self.port} in {timeout}s")
+
+    def stop(self) -> int | None:
+        # SIGTERM is nginx's fast shutdown; SIGQUIT would wait for keep-alive clients.
+        return self.server.stop()
+
+    def access_log(self) -> list[dict]:
+        return self.server.json_lines()
+
+
+@dataclass
+class PrometheusServer:
+    """A real Prometheus on 127.0.0.1:<port> with the given prometheus.yml."""
+
+    root: Path
+    config: str
+    port: int = field(default_factory=free_port)
+    flags: tuple[str, ...] = ()
+    """More command-line flags."""
+    server: ServerProcess = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.server = ServerProcess(root=self.root, name="prometheus")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20) -> PrometheusServer:
+        binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "prometheus.yml"
+        config.write_text(self.config)
+        process = self.server.spawn(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+                *self.flags,
+            ]
+        )
+        try:
+            wait_for_http(f"{self.url}/-/ready", timeout=timeout, process=process)
+        except (TimeoutError, RuntimeError) as exc:
+            self.stop()
+            raise self.server.fail(str(exc)) from exc
+        return self
+
+    def query(self, expr: str) -> list[dict]:
+        """The result vector of an instant query."""
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
+        response.raise_for_status()
+        body = response.json()
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def api(self, path: str) -> dict:
+        response = httpx.get(f"{self.url}/api/v1/{path}", timeout=5)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def stop(self) -> int | None:
+        return self.server.stop()
+
+
+@dataclass
+class AlertmanagerServer:
+    """A real Alertmanager on 127.0.0.1:<port> with the given alertmanager.yml, no clustering."""
+
+    root: Path
+    config: str
+    port: int = field(default_factory=free_port)
+    server: ServerProcess = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.server = ServerProcess(root=self.root, name="alertmanager")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20) -> AlertmanagerServer:
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        if binary is None:
+            raise RuntimeError(
+                "alertmanager not found: install Debian's prometheus-alertmanager (.ci/run does)"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "alertmanager.yml"
+        config.write_text(self.config)
+        process = self.server.spawn(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={self.root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ]
+        )
+        try:
+            wait_for_http(f"{self.url}/-/ready", timeout=timeout, process=process)
+        except (TimeoutError, RuntimeError) as exc:
+            self.stop()
+            raise self.server.fail(str(exc)) from exc
+        return self
+
+    def alerts(self) -> list[dict]:
+        response = httpx.get(f"{self.url}/api/v2/alerts", timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def stop(self) -> int | None:
+        return self.server.stop()
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LIVE_APP_REDIS_DB = 8
+"""The shared live app's Redis database; the in-process app tests flush another one."""
+LIVE_APP_ORIGINS = ("https://app.example.com",)
+"""CORS allowlist of the shared live app and of the nginx put in front of it."""
+
+
+@dataclass
+class LiveApp:
+    """`python -m app` on 127.0.0.1:<env PORT>, started once `ready_path` answers 200."""
+
+    root: Path
+    env: dict[str, str]
+    ready_path: str = "/health/ready"
+    server: ServerProcess = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.server = ServerProcess(root=self.root, name="app")
+
+    @property
+    def port(self) -> int:
+        return int(self.env["PORT"])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> LiveApp:
+        process = self.server.spawn([sys.executable, "-m", "app"], env=self.env, cwd=REPO_ROOT)
+        try:
+            wait_for_http(f"{self.base_url}{self.ready_path}", timeout=timeout, process=process)
+        except (TimeoutError, RuntimeError) as exc:
+            self.stop()
+            raise self.server.fail(str(exc)) from exc
+        return self
+
+    def log_lines(self) -> list[dict]:
+        return self.server.json_lines()
+
+    def stop(self) -> int | None:
+        return self.server.stop(timeout=30)
+
+
+def nginx_test_conf(root: Path, port: int, **fields: object) -> NginxConf:
+    """NginxConf(**fields) with what differs on a test machine: the public servers bound to
+    127.0.0.1:`port` (TLS on the next free port), stub_status on a free port, pid and temp files
+    under `root`. Everything else is the component's default or the caller's."""
+    defaults: dict[str, object] = {
+        "bind": "127.0.0.1",
+        "listen_port": port,
+        "tls_port": free_port(),
+        "status_listen": f"127.0.0.1:{free_port()}",
+        "temp_dir": str(root),
+        "pid_path": str(root / "nginx.pid"),
+    }
+    return NginxConf(**(defaults | fields))  # type: ignore[arg-type]

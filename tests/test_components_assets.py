@@ -45,7 +45,7 @@ def test_nginx_cors_allows_only_the_allowlist() -> None:
 def test_nginx_limits_identifies_and_answers_errors_in_json() -> None:
     text = render_nginx_conf(NginxConf(upstream="app:8000", rate_per_second=5, burst=7))
     assert "rate=5r/s" in text and "burst=7" in text and "limit_req_status 429;" in text
-    assert "map $http_x_request_id $req_id {" in text and '"" $request_id;' in text
+    assert "map $http_x_request_id $req_id {" in text and "default $request_id;" in text
     assert "proxy_set_header X-Request-ID $req_id;" in text
     for status in (429, 502, 503, 504):
         assert f"error_page {status} = @" in text

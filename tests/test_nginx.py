@@ -1,0 +1,326 @@
+"""The nginx.conf that components/nginx.py renders, checked by the real nginx: `nginx -t`, then
+live traffic through nginx to the real app (`python -m app` on real PostgreSQL and Redis).
+
+Only what differs on a test machine is changed (tests/servers.py `nginx_test_conf`): loopback
+ports, pid and temp paths. Limits and timeouts a test needs small are NginxConf fields.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.middleware import accept_request_id
+from app.security import HSTS, security_headers
+from app.settings import Settings
+from components.nginx import HEALTH_PATH, NginxConf, TlsFiles, render_nginx_conf
+from tests.app_process import TEST_SECRET, app_env
+from tests.servers import (
+    LIVE_APP_ORIGINS,
+    LiveApp,
+    NginxServer,
+    PostgresServer,
+    free_port,
+    new_temp_root,
+    nginx_check,
+    nginx_test_conf,
+)
+
+pytestmark = pytest.mark.servers
+
+ITEMS = "/api/v1/items"
+NGINX_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@pytest.fixture(scope="module")
+def edge(live_app: LiveApp, start_nginx) -> NginxServer:
+    """nginx in front of the live app, limits high enough not to interfere, small body limit."""
+    return start_nginx(
+        upstream=f"127.0.0.1:{live_app.port}",
+        allowed_origins=LIVE_APP_ORIGINS,
+        rate_per_second=1000,
+        burst=1000,
+        client_max_body_size="1k",
+    )
+
+
+@pytest.fixture(scope="module")
+def client(edge: NginxServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"http://127.0.0.1:{edge.port}", timeout=10) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def certificate() -> Iterator[TlsFiles]:
+    """A self-signed certificate for 127.0.0.1, made with the openssl CLI."""
+    root = new_temp_root("safeguard-tls-")
+    cert, key = root / "tls.crt", root / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    yield TlsFiles(certificate=str(cert), key=str(key))
+    for path in (cert, key):
+        path.unlink(missing_ok=True)
+    root.rmdir()
+
+
+def app_log_line(app: LiveApp, request_id: str, timeout: float = 5) -> dict:
+    """The app's access log line for the request with this id (the log is written as it goes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in app.log_lines():
+            if line.get("logger") == "app.access" and line.get("request_id") == request_id:
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"no app.access line with request_id {request_id!r}")
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_nginx_accepts_the_rendered_config(tls: bool, certificate: TlsFiles, tmp_path: Path):
+    conf = nginx_test_conf(
+        tmp_path, free_port(), upstream="127.0.0.1:8000", tls=certificate if tls else None
+    )
+    config = tmp_path / "nginx.conf"
+    config.write_text(render_nginx_conf(conf))
+    result = nginx_check(config)
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def test_nginx_rejects_a_config_it_cannot_load(tmp_path: Path):
+    # The check above is only worth something if nginx -t can fail on this config.
+    conf = nginx_test_conf(tmp_path, free_port(), upstream="127.0.0.1:8000")
+    config = tmp_path / "nginx.conf"
+    config.write_text(render_nginx_conf(conf).replace("limit_req_status 429;", "limit_req_status;"))
+    assert nginx_check(config).returncode != 0
+
+
+def test_security_headers_are_the_apps_and_sent_once(client: httpx.Client, live_app: LiveApp):
+    settings = Settings(
+        database_url="postgresql://u:p@localhost/db",
+        redis_url="redis://localhost",
+        app_env="production",
+        secret_key=TEST_SECRET,
+    )
+    expected = {name.decode(): value.decode() for name, value in security_headers(settings)}
+    direct = httpx.get(f"{live_app.base_url}/health/live")
+    assert direct.headers["strict-transport-security"] == HSTS  # the app sends it ...
+    for path, status in (("/health/live", 200), ("/no-such-route", 404), ("/metrics", 404)):
+        response = client.get(path)
+        assert response.status_code == status, path
+        for name, value in expected.items():
+            if name == "strict-transport-security":
+                # ... and a plain-HTTP edge must not pin browsers to HTTPS.
+                assert name not in response.headers, path
+            else:
+                assert response.headers.get_list(name) == [value], (path, name)
+        assert response.headers["permissions-policy"]
+        assert len(response.headers.get_list("x-request-id")) == 1, path
+        assert response.headers.get_list("server") == ["nginx"], path  # no version, no uvicorn
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [None, "client-id_1.2", "x" * 64, "x" * 65, 'quote"in-id', "space in id"],
+    ids=["absent", "valid", "longest", "too-long", "quote", "space"],
+)
+def test_one_request_id_from_client_through_nginx_to_the_app_log(
+    sent: str | None, client: httpx.Client, edge: NginxServer, live_app: LiveApp
+):
+    headers = {"X-Request-ID": sent} if sent is not None else {}
+    response = client.get(ITEMS, headers=headers)
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    if sent is not None and accept_request_id(sent) == sent:
+        assert request_id == sent
+    else:
+        # Whatever the app would replace, nginx replaces first, with its own $request_id.
+        assert NGINX_ID.match(request_id), request_id
+    line = app_log_line(live_app, request_id)
+    assert line["path"] == ITEMS and line["status"] == 200
+    assert any(entry["request_id"] == request_id for entry in edge.access_log())
+
+
+def test_nginx_answers_its_own_errors_in_json_with_the_request_id(client: httpx.Client):
+    response = client.post(ITEMS, content=b"x" * 2048, headers={"Content-Type": "text/plain"})
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"] == "payload_too_large"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+    small = client.post(ITEMS, json={"name": "fits"})
+    assert small.status_code == 201, small.text
+
+
+def test_only_allowlisted_origins_get_cors_headers(client: httpx.Client):
+    allowed = LIVE_APP_ORIGINS[0]
+    response = client.get(ITEMS, headers={"Origin": allowed})
+    assert response.headers.get_list("access-control-allow-origin") == [allowed]
+    assert "Origin" in response.headers["vary"]
+    preflight = client.options(
+        ITEMS, headers={"Origin": allowed, "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == allowed
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+
+    for origin in ("https://evil.example.com", f"{allowed}.evil.example.com", "null"):
+        response = client.get(ITEMS, headers={"Origin": origin})
+        assert response.status_code == 200
+        assert not [h for h in response.headers if h.startswith("access-control-")], origin
+        preflight = client.options(
+            ITEMS, headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+        )
+        assert preflight.status_code == 400  # the app's refused-preflight envelope
+        assert preflight.json()["error_code"] == "cors_origin_refused"
+        assert not [h for h in preflight.headers if h.startswith("access-control-")], origin
+
+
+def test_health_answers_and_metrics_stay_internal(client: httpx.Client, live_app: LiveApp):
+    health = client.get(HEALTH_PATH)
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert httpx.get(f"{live_app.base_url}/metrics").status_code == 200
+    hidden = client.get("/metrics")
+    assert hidden.status_code == 404 and hidden.json()["error"] == "not_found"
+
+
+def test_stub_status_answers_on_loopback_for_the_exporter(live_app: LiveApp, start_nginx):
+    status_port = free_port()
+    start_nginx(upstream=f"127.0.0.1:{live_app.port}", status_listen=f"127.0.0.1:{status_port}")
+    body = httpx.get(f"http://127.0.0.1:{status_port}/stub_status").text
+    # The lines nginx-prometheus-exporter parses into nginx_connections_* and nginx_http_requests.
+    assert re.search(r"^Active connections: \d+", body, re.M), body
+    assert re.search(r"^Reading: \d+ Writing: \d+ Waiting: \d+", body, re.M), body
+    assert httpx.get(f"http://127.0.0.1:{status_port}/").status_code == 404
+
+
+def test_past_the_burst_clients_get_429_in_json_and_probes_still_pass(
+    live_app: LiveApp, start_nginx
+):
+    server = start_nginx(upstream=f"127.0.0.1:{live_app.port}", rate_per_second=1, burst=3)
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as c:
+        responses = [c.get("/health/live") for _ in range(12)]
+        statuses = [r.status_code for r in responses]
+        assert set(statuses) == {200, 429}, statuses
+        # burst 3 plus the one the rate allows; a refill during the loop may add one more.
+        assert 4 <= statuses.count(200) <= 5, statuses
+        limited = next(r for r in responses if r.status_code == 429)
+        assert limited.json()["error"] == "rate_limited"
+        assert limited.json()["request_id"] == limited.headers["x-request-id"]
+        assert limited.headers["x-frame-options"] == "DENY"
+        assert c.get(HEALTH_PATH).status_code == 200  # probes are never rate limited
+
+
+@pytest.fixture
+def silent_upstream() -> Iterator[int]:
+    """A TCP server that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def test_an_upstream_that_never_answers_gets_504_in_json(silent_upstream: int, start_nginx):
+    server = start_nginx(upstream=f"127.0.0.1:{silent_upstream}", read_timeout="1s")
+    started = time.monotonic()
+    response = httpx.get(f"http://127.0.0.1:{server.port}{ITEMS}", timeout=10)
+    assert response.status_code == 504
+    assert 0.9 <= time.monotonic() - started < 5
+    assert response.json()["error"] == "gateway_timeout"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+def test_the_apps_own_503_passes_and_a_stopped_app_gives_502_in_json(
+    postgres_server: PostgresServer, start_nginx
+):
+    # An app whose Redis is unreachable: it serves, but /health/ready says 503 in its envelope.
+    database = postgres_server.create_database("edge_down")
+    root = new_temp_root("safeguard-app-down-")
+    env = app_env(database, f"redis://127.0.0.1:{free_port()}/0", APP_ENV="production")
+    app = LiveApp(root=root, env=env, ready_path="/health/live")
+    try:
+        app.start()
+        server = start_nginx(upstream=f"127.0.0.1:{app.port}")
+        url = f"http://127.0.0.1:{server.port}/health/ready"
+        unready = httpx.get(url, timeout=10)
+        assert unready.status_code == 503
+        assert unready.json()["error_code"] == "not_ready"  # the app's body, not replaced
+        assert unready.headers["x-frame-options"] == "DENY"
+        app.stop()
+        gone = httpx.get(url, timeout=10)
+        assert gone.status_code == 502
+        assert gone.json()["error"] == "bad_gateway"
+        assert gone.json()["request_id"] == gone.headers["x-request-id"]
+    finally:
+        app.stop()
+        postgres_server.drop_database("edge_down")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_tls_serves_https_with_hsts_and_sends_plain_http_there(
+    certificate: TlsFiles, live_app: LiveApp, start_nginx
+):
+    tls_port = free_port()
+    server = start_nginx(
+        upstream=f"127.0.0.1:{live_app.port}", tls=certificate, tls_port=tls_port, hsts=True
+    )
+    context = ssl.create_default_context(cafile=certificate.certificate)
+    response = httpx.get(f"https://127.0.0.1:{tls_port}{ITEMS}", verify=context, timeout=10)
+    assert response.status_code == 200
+    assert response.headers.get_list("strict-transport-security") == [HSTS]
+    assert response.headers["x-frame-options"] == "DENY"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"https://127.0.0.1:{tls_port}{ITEMS}", timeout=10)  # not a trusted cert
+
+    plain = httpx.get(f"http://127.0.0.1:{server.port}{ITEMS}?limit=1", timeout=10)
+    assert plain.status_code == 308
+    assert plain.headers["location"] == f"https://127.0.0.1{ITEMS}?limit=1"
+    assert httpx.get(f"http://127.0.0.1:{server.port}{HEALTH_PATH}").status_code == 200
+
+
+def test_tls_conf_needs_the_certificate_files(tmp_path: Path):
+    missing = TlsFiles(certificate=str(tmp_path / "none.crt"), key=str(tmp_path / "none.key"))
+    config = tmp_path / "nginx.conf"
+    config.write_text(
+        render_nginx_conf(
+            nginx_test_conf(tmp_path, free_port(), upstream="127.0.0.1:8000", tls=missing)
+        )
+    )
+    result = nginx_check(config)
+    assert result.returncode != 0 and "none.crt" in result.stderr
+
+
+def test_conf_refuses_values_nginx_would_misread() -> None:
+    with pytest.raises(ValueError, match="client_max_body_size"):
+        NginxConf(upstream="app:8000", client_max_body_size="1 gigabyte")
