@@ -14,6 +14,7 @@ import sys
 COMMANDS = {
     "render": "write the stack's desired state as files, one per resource",
     "check": "run the policy pack over a stack or Kubernetes manifests; exit 1 if mandatory fails",
+    "diff": "compare the desired state at a git ref with the working tree",
 }
 
 

@@ -38,6 +38,12 @@ from infra.spec import (
 )
 
 _SECCOMP = {"type": "RuntimeDefault"}
+PROGRESS_DEADLINE_SECONDS = 600
+"""A Deployment whose new pods are not ready by then is marked failed by Kubernetes itself."""
+ROLLOUT_TIMEOUTS = pulumi.CustomTimeouts(create="15m", update="15m", delete="10m")
+"""How long `pulumi up` waits for a workload to be ready. Longer than the progress deadline, so a
+stuck Deployment fails with Kubernetes' own reason (ProgressDeadlineExceeded); StatefulSets have
+no deadline of their own and this is their bound."""
 
 
 class KubernetesPlatform:
@@ -103,7 +109,11 @@ class KubernetesPlatform:
         self._files(prefix, name, spec.volumes, opts)
         if spec.node_metrics:
             self._node_metrics_reader(prefix, name, account)
-        workload_opts = pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on))
+        # The provider's await logic (never skipped: no pulumi.com/skipAwait) fails `pulumi up`
+        # when a rollout's new pods do not become ready within these timeouts.
+        workload_opts = pulumi.ResourceOptions(
+            parent=parent, depends_on=list(depends_on), custom_timeouts=ROLLOUT_TIMEOUTS
+        )
 
         template = self._pod_template(spec, match_labels)
         if spec.stateful:
@@ -328,7 +338,7 @@ class KubernetesPlatform:
             "replicas": spec.replicas,
             "revision_history_limit": 5,
             # A rollout that cannot get its new pods ready is reported as failed, not left hanging.
-            "progress_deadline_seconds": 600,
+            "progress_deadline_seconds": PROGRESS_DEADLINE_SECONDS,
             "strategy": {
                 "type": "RollingUpdate",
                 "rolling_update": {"max_unavailable": 0, "max_surge": 1},
