@@ -16,9 +16,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger("app.errors")
 
@@ -33,10 +35,30 @@ _CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
+    431: "headers_too_large",
     500: "internal_error",
     503: "service_unavailable",
 }
 _MAX_LOC_PART = 100
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error response (documented in the OpenAPI schema)."""
+
+    error_id: str
+    error_code: str
+    message: str
+    timestamp: str
+    details: Any = None
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` documenting each status with the envelope, so clients and schema
+    checkers (schemathesis) know what an error looks like."""
+    return {
+        status: {"model": ErrorEnvelope, "description": HTTPStatus(status).phrase}
+        for status in statuses
+    }
 
 
 class AppError(Exception):
@@ -102,7 +124,21 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     except ValueError:
         default_message = "Error"
     message = exc.detail if isinstance(exc.detail, str) else default_message
-    return error_response(status, code, message, headers=exc.headers)
+    headers = exc.headers
+    if status == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return error_response(status, code, message, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    # Each method of a path is its own route, and Starlette's 405 lists only the first route
+    # whose path matched; Allow must list every method the path supports.
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from app.errors import AppError
+from app.errors import AppError, error_responses
 from app.runtime import AppRuntime
 
 LIVE_PATH = "/health/live"
@@ -137,15 +137,12 @@ async def health(request: Request) -> JSONResponse:
 def register(app: FastAPI) -> None:
     # Routes go straight onto the app (not an included APIRouter) so `app.routes` lists every
     # probe path: the platform's tests read the probe contract from there.
-    not_ready = {503: {"description": "Not ready: starting, draining or a dependency is down"}}
+    not_ready = error_responses(503)
+    not_ready[503]["description"] = "Not ready: starting, draining or a dependency is down"
     app.add_api_route(LIVE_PATH, live, methods=["GET"], tags=["health"])
     app.add_api_route(READY_PATH, ready, methods=["GET"], tags=["health"], responses=not_ready)
     app.add_api_route(
-        STARTUP_PATH,
-        startup,
-        methods=["GET"],
-        tags=["health"],
-        responses={503: {"description": "Start-up has not finished"}},
+        STARTUP_PATH, startup, methods=["GET"], tags=["health"], responses=error_responses(503)
     )
     app.add_api_route(
         HEALTH_PATH, health, methods=["GET"], tags=["health"], response_model=HealthReport

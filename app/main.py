@@ -13,7 +13,7 @@ from app import health
 from app.api import items
 from app.errors import install_error_handlers
 from app.metrics import Metrics
-from app.middleware import RequestContextMiddleware
+from app.middleware import RequestContextMiddleware, RequestSizeLimitMiddleware
 from app.ratelimit import RateLimitMiddleware
 from app.runtime import AppRuntime, lifespan
 from app.security import AllowlistCORSMiddleware, cors_options
@@ -27,10 +27,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = AppRuntime(settings=settings, metrics=Metrics())
     docs = not settings.is_production
     # First in the list is outermost: the request middleware must see every response,
-    # CORS must decorate 429s, and rate limiting runs before routing and auth.
+    # CORS must decorate 413/431/429s, and size limits and rate limiting run before routing and
+    # auth.
     middleware = [
         Middleware(RequestContextMiddleware, runtime=runtime),
         Middleware(AllowlistCORSMiddleware, **cors_options(settings)),
+        Middleware(
+            RequestSizeLimitMiddleware,
+            max_header_bytes=settings.max_header_bytes,
+            max_body_bytes=settings.max_body_bytes,
+        ),
         Middleware(RateLimitMiddleware, runtime=runtime),
     ]
     app = FastAPI(

@@ -16,6 +16,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,6 +60,66 @@ def route_template(scope: Scope) -> str:
         route = route or partial
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class BodyTooLargeError(HTTPException):
+    """Raised from `receive` once a streamed body passes the limit; FastAPI re-raises
+    HTTPExceptions from body parsing unchanged, so it becomes the 413 envelope."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request body is larger than {limit} bytes")
+
+
+class RequestSizeLimitMiddleware:
+    """Caps request headers at MAX_HEADER_BYTES (431) and bodies at MAX_BODY_BYTES (413).
+
+    uvicorn's httptools parser accepts headers of any size, and Starlette's own body limit
+    answers in plain text, not with the envelope. The edge proxy has its own, stricter limits;
+    these hold for clients that reach the app directly.
+    """
+
+    def __init__(self, app: ASGIApp, max_header_bytes: int, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
+        if header_bytes > self.max_header_bytes:
+            response = error_response(
+                431,
+                "headers_too_large",
+                f"Request headers are larger than {self.max_header_bytes} bytes",
+                {"limit": self.max_header_bytes},
+            )
+            await response(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            response = error_response(
+                413,
+                "payload_too_large",
+                f"Request body is larger than {self.max_body_bytes} bytes",
+                {"limit": self.max_body_bytes},
+            )
+            await response(scope, receive, send)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLargeError(self.max_body_bytes)
+            return message
+
+        await self.app(scope, limited_receive, send)
 
 
 class RequestContextMiddleware:

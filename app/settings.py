@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     forwarded_allow_ips: str = "127.0.0.1"
+    max_header_bytes: int = Field(default=32_768, ge=1024)
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
 
     database_url: str = Field(repr=False)
     redis_url: str = Field(repr=False)

@@ -24,6 +24,8 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from stacks import SettingsError
+
 PROJECT = "safeguard"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -150,10 +152,21 @@ def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str],
     """The stack file's config in the shape the engine passes it: namespaced keys, string values
     (objects and lists as JSON). Encrypted values cannot be read here; they become a marked
     placeholder, still flagged as secret."""
-    data = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}
+    path = root / f"Pulumi.{stack}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise SettingsError(stack, [f"{path.name} is not valid YAML: {error}"]) from error
+    except UnicodeDecodeError as error:
+        raise SettingsError(stack, [f"{path.name} is not UTF-8 text: {error}"]) from error
+    section = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(section or {}, dict):
+        where = "its top level" if not isinstance(data, dict) else "its `config:` section"
+        raise SettingsError(stack, [f"{path.name}: {where} must be a mapping"])
     config: dict[str, str] = {}
     secret_keys: list[str] = []
-    for key, value in (data.get("config") or {}).items():
+    for raw_key, value in (section or {}).items():
+        key = str(raw_key)
         full = key if ":" in key else f"{PROJECT}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
             config[full] = f"[encrypted {full}]"

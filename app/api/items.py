@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import AppError
+from app.errors import AppError, error_responses
 from app.models import DESCRIPTION_MAX, NAME_MAX, Item
 from app.security import require_api_key
 
@@ -72,7 +72,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 Session = Annotated[AsyncSession, Depends(get_session)]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
-_NOT_FOUND = {404: {"description": "No item with this id"}}
+# Every items route may answer 429 (rate limit), 503 (PostgreSQL or the limiter's Redis down)
+# and 422 (invalid path, query or body); documenting them lets clients rely on the envelope.
+_ALWAYS = (422, 429, 503)
 
 
 def _not_found(item_id: int) -> AppError:
@@ -118,7 +120,6 @@ async def delete_item(item_id: ItemId, session: Session) -> Response:
 
 def register(app: FastAPI) -> None:
     # Routes go straight onto the app so `app.routes` lists them with their full path templates.
-    unauthorized = {401: {"description": "Missing or invalid API key"}}
     auth = [Depends(require_api_key)]
     tags: list[str | Enum] = ["items"]
     app.add_api_route(
@@ -128,16 +129,23 @@ def register(app: FastAPI) -> None:
         status_code=201,
         response_model=ItemOut,
         dependencies=auth,
-        responses=unauthorized,
+        responses=error_responses(401, 413, *_ALWAYS),
         tags=tags,
     )
-    app.add_api_route(PREFIX, list_items, methods=["GET"], response_model=ItemPage, tags=tags)
+    app.add_api_route(
+        PREFIX,
+        list_items,
+        methods=["GET"],
+        response_model=ItemPage,
+        responses=error_responses(*_ALWAYS),
+        tags=tags,
+    )
     app.add_api_route(
         f"{PREFIX}/{{item_id}}",
         get_item,
         methods=["GET"],
         response_model=ItemOut,
-        responses=_NOT_FOUND,
+        responses=error_responses(404, *_ALWAYS),
         tags=tags,
     )
     app.add_api_route(
@@ -147,6 +155,6 @@ def register(app: FastAPI) -> None:
         status_code=204,
         response_class=Response,
         dependencies=auth,
-        responses={**_NOT_FOUND, **unauthorized},
+        responses=error_responses(401, 404, *_ALWAYS),
         tags=tags,
     )
