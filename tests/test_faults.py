@@ -177,6 +177,15 @@ class Load:
         assert not any(t.is_alive() for t in self._threads), "load threads did not stop"
         return list(self.outcomes)
 
+    def wait_until_answered(self, count: int, timeout: float = 15) -> None:
+        """Block until `count` requests have been answered: a warm app, whatever the machine's
+        speed, before a fault is injected."""
+        wait_for(
+            lambda: sum(o.status is not None for o in self.since(0)) >= count,
+            timeout,
+            what=f"{count} answered requests",
+        )
+
     def since(self, moment: float) -> list[Outcome]:
         with self._lock:
             return [o for o in self.outcomes if o.started >= moment]
@@ -208,7 +217,7 @@ def test_postgres_stopped_under_write_load(
     load = Load(lambda c, name: c.post(f"{app.base_url}/api/v1/items", json={"name": name}))
     load.start()
     try:
-        time.sleep(1.0)
+        load.wait_until_answered(20)
         postgres_server.stop()
         stopped = time.monotonic()
         not_ready_after = wait_for(
@@ -270,7 +279,7 @@ def test_redis_stopped_under_load(
 
     load = Load(read).start()
     try:
-        time.sleep(0.5)
+        load.wait_until_answered(20)
         stopping = time.monotonic()
         redis_server.stop()
         stopped = time.monotonic()
@@ -324,7 +333,7 @@ def test_sigterm_under_load_drains_every_accepted_request(
 
     load = Load(mixed, workers=6, fresh_connections=True).start()
     try:
-        time.sleep(1.5)
+        load.wait_until_answered(10)
         assert app.process is not None
         signalled = time.monotonic()
         app.process.send_signal(signal.SIGTERM)
