@@ -55,8 +55,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
-    # expire_on_commit=False: handlers serialize rows after commit without a second round trip.
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions for the items API, in autocommit mode.
+
+    Each items operation is one statement (SELECT, INSERT ... RETURNING, DELETE ... RETURNING),
+    atomic on its own. Autocommit drops the BEGIN and the COMMIT/ROLLBACK around it: two of the
+    four PostgreSQL round trips of a read (pre-ping, BEGIN, SELECT, ROLLBACK). Under PostgreSQL's
+    default READ COMMITTED, a list's count and page see separate snapshots with or without a
+    transaction. A handler that needs several statements to be atomic needs a transactional
+    sessionmaker, not this one. expire_on_commit=False: handlers serialize rows after commit
+    without a second round trip.
+    """
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(autocommit, expire_on_commit=False)
 
 
 def describe_url(engine: AsyncEngine) -> str:

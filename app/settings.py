@@ -62,8 +62,10 @@ class Settings(BaseSettings):
     startup_db_wait_seconds: float = Field(default=30.0, gt=0)
     startup_db_max_attempts: int = Field(default=10, ge=1)
 
-    db_pool_size: int = Field(default=5, ge=1)
-    db_max_overflow: int = Field(default=5, ge=0)
+    # A fixed pool: SQLAlchemy closes an overflow connection when it is returned to a full pool,
+    # so under sustained load above pool_size every request paid for a new connection.
+    db_pool_size: int = Field(default=8, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     db_pool_pre_ping: bool = True

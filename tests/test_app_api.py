@@ -353,7 +353,7 @@ def test_metrics_use_route_templates_and_the_contract_names(client: InProcessApp
     assert not [route for route in routes if re.search(r"/\d+", route)], routes
 
     values = {(name, labels.get("dependency")): value for name, labels, value in samples}
-    assert values[("db_pool_size", None)] == 5
+    assert values[("db_pool_size", None)] == 8
     assert values[("app_dependency_up", "postgres")] == 1
     assert values[("app_dependency_up", "redis")] == 1
 
