@@ -3,6 +3,7 @@ NetworkPolicy, and every replicated workload by a PodDisruptionBudget."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -129,8 +130,11 @@ class _Selectors:
     """The selectors of one kind (NetworkPolicy podSelectors, PDB selectors) indexed so that a
     workload is only matched against those that can select it: its namespace's, anchored on
     one of its labels. A selector left out of the candidates has a known namespace or a known
-    matchLabels pair that differs from the workload's, so it cannot select it; this keeps the
-    check linear in a stack of thousands of workloads."""
+    matchLabels pair that differs from the workload's, so it cannot select it. Each selector is
+    anchored on its rarest known pair among its namespace's selectors, never on the order of
+    its matchLabels (a protobuf Struct does not keep it): a label most selectors share, such as
+    `app.kubernetes.io/part-of`, would put them all in one bucket and make the check quadratic
+    in a stack of thousands of workloads."""
 
     def __init__(self, selectors: list[tuple[Resource, Any]], findings: Findings) -> None:
         self._anywhere: list[Any] = []
@@ -138,22 +142,28 @@ class _Selectors:
         self._unanchored: dict[str, list[Any]] = {}
         """Per namespace: selectors without a known matchLabels pair (empty, expressions...)."""
         self._anchored: dict[tuple[str, str, str], list[Any]] = {}
-        """Per (namespace, label, value) of the selector's first matchLabels pair."""
+        """Per (namespace, label, value) of the selector's rarest known matchLabels pair."""
         self._by_key: dict[tuple[str, str], list[Any]] = {}
         """The anchored selectors again, per (namespace, label), for unknown label values."""
         self._all: dict[str, list[Any]] = {}
+        placed: list[tuple[str, Any, list[tuple[str, str]]]] = []
+        shared: Counter[tuple[str, str, str]] = Counter()
         for owner, selector in selectors:
             namespace = _namespace(owner, _Scoped(findings, owner))
             if namespace is UNKNOWN:
                 self._anywhere.append(selector)
                 continue
             self._all.setdefault(namespace, []).append(selector)
-            anchor = _anchor(selector)
-            if anchor is None:
+            pairs = _known_pairs(selector)
+            shared.update((namespace, key, value) for key, value in pairs)
+            placed.append((namespace, selector, pairs))
+        for namespace, selector, pairs in placed:
+            if not pairs:
                 self._unanchored.setdefault(namespace, []).append(selector)
-            else:
-                self._anchored.setdefault((namespace, *anchor), []).append(selector)
-                self._by_key.setdefault((namespace, anchor[0]), []).append(selector)
+                continue
+            key, value = min(pairs, key=lambda pair: (shared[(namespace, *pair)], pair))
+            self._anchored.setdefault((namespace, key, value), []).append(selector)
+            self._by_key.setdefault((namespace, key), []).append(selector)
 
     def candidates(self, workload: _Workload) -> Iterator[tuple[Any, bool | None]]:
         """(selector, whether it is in the workload's namespace) for every selector that may
@@ -181,17 +191,18 @@ class _Selectors:
                 yield selector, True
 
 
-def _anchor(selector: Any) -> tuple[str, str] | None:
-    """The selector's first matchLabels pair, when both are known strings."""
+def _known_pairs(selector: Any) -> list[tuple[str, str]]:
+    """The selector's matchLabels pairs whose label and value are both known strings."""
     if not isinstance(selector, Mapping):
-        return None
+        return []
     match_labels = selector.get("matchLabels")
     if not isinstance(match_labels, Mapping):
-        return None
-    for key, value in match_labels.items():
-        if isinstance(key, str) and isinstance(value, str) and not is_unknown(value):
-            return key, value
-    return None
+        return []
+    return [
+        (key, value)
+        for key, value in match_labels.items()
+        if isinstance(key, str) and isinstance(value, str) and not is_unknown(value)
+    ]
 
 
 def _selected_by(workload: _Workload, selectors: _Selectors) -> bool | None:

@@ -1192,6 +1192,31 @@ def test_match_expressions_select(
     assert (violations(diagnostics, "k8s-network-policy-coverage") == []) is selected
 
 
+def test_selectors_sharing_a_label_each_select_only_their_workload(
+    pack: PolicyPackProcess,
+) -> None:
+    shop = {"app.kubernetes.io/part-of": "shop"}
+    # Every selector holds the shared pair; each must still reach (only) its own workload,
+    # and all of them a workload whose name is not known yet.
+    selectors = [{**shop, "app.kubernetes.io/name": name} for name in ("web", "api", "db")]
+    policies = [
+        k8s(NETWORK_POLICY, f"np-{i}", spec={"podSelector": {"matchLabels": labels}})
+        for i, labels in enumerate(selectors)
+    ]
+    workloads = [
+        deployment(name=name, labels={**shop, "app.kubernetes.io/name": value})
+        for name, value in (("api", "api"), ("cache", "cache"), ("worker", UNKNOWN))
+    ]
+
+    policy = "k8s-network-policy-coverage"
+    found = of(pack.analyze_stack([*workloads, *policies]), policy)
+
+    assert [d.urn.rsplit("::", 1)[-1] for d in violations(found, policy)] == ["cache"]
+    notes = [d.message for d in found if "during preview" in d.message]
+    assert len(notes) == 1 and "worker: NetworkPolicy selection" in notes[0]
+    assert "api:" not in notes[0]
+
+
 def pdb(match_labels: dict[str, str]) -> Resource:
     return k8s(PDB, "api", spec={"minAvailable": 1, "selector": {"matchLabels": match_labels}})
 
