@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import InterfaceError, InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from tenacity import (
     AsyncRetrying,
@@ -43,15 +45,50 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # Server-side timeout: a runaway query is cancelled by PostgreSQL itself, freeing the
         # connection, instead of only abandoning it client-side.
         connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
-    return create_async_engine(
+    engine = create_async_engine(
         settings.sqlalchemy_database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_recycle=settings.db_pool_recycle_seconds,
-        pool_pre_ping=settings.db_pool_pre_ping,
         connect_args=connect_args,
     )
+    ping_idle_connections(engine, settings.db_pool_ping_idle_seconds)
+    return engine
+
+
+def ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping a pooled connection on checkout when it has been idle for more than `idle_seconds`.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout: a round trip and about a third of a
+    millisecond of app CPU per request (BENCHMARKS.md). A connection used within the last
+    second is skipped, as HikariCP's aliveBypassWindow does; under load that is every checkout.
+    A dead connection found by the ping (PostgreSQL restarted, the network dropped an idle
+    connection) invalidates the whole pool, so the request gets a fresh connection instead of
+    an error. One that died within the window fails its request with a 503 and invalidates the
+    pool just the same. 0 pings every checkout.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _returned(dbapi_connection: Any, record: Any) -> None:
+        # record.info is cleared when a connection is invalidated: a new one is not pinged.
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at <= idle_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if not dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            # The pool retries the checkout with a new connection, after discarding every
+            # connection made before now.
+            raise InvalidatePoolError(f"pooled connection is dead: {error}") from error
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

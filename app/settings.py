@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
-    db_pool_pre_ping: bool = True
+    db_pool_ping_idle_seconds: float = Field(default=1.0, ge=0)
     db_connect_timeout_seconds: int = Field(default=3, ge=1)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
 

@@ -73,10 +73,40 @@ def test_readiness_follows_postgres_and_the_pool_recovers(
     finally:
         postgres_server.start()
 
-    # Same app, same pool: stale connections are detected by pre-ping and replaced.
+    # Same app, same pool: stale connections are detected and replaced.
     wait_for_status(client, "/health/ready", 200)
     assert client.get(f"/api/v1/items/{item['id']}").json() == item
     assert client.get("/health").json()["status"] == "healthy"
+
+
+@pytest.mark.parametrize(
+    ("ping_idle_seconds", "first_status"),
+    [(0.2, 200), (3600, 503)],
+    ids=["idle-connection-pinged", "ping-window-not-passed"],
+)
+def test_an_idle_pool_survives_a_postgres_restart_unseen(
+    serve: Callable[..., InProcessApp],
+    postgres_server: Any,
+    ping_idle_seconds: float,
+    first_status: int,
+) -> None:
+    client = serve(db_pool_ping_idle_seconds=ping_idle_seconds)
+    item = client.post("/api/v1/items", json={"name": "pinged"}).json()
+    assert client.get(f"/api/v1/items/{item['id']}").status_code == 200
+
+    # No request while PostgreSQL restarts: every pooled connection is now dead.
+    postgres_server.stop()
+    postgres_server.start()
+    time.sleep(ping_idle_seconds if ping_idle_seconds < 1 else 0)
+
+    # A connection idle past the window is pinged, found dead and replaced with the whole
+    # pool: the client never sees the restart. Inside the window (the control) the dead
+    # connection is used, that one request gets the 503 envelope, and the pool recovers.
+    first = client.get(f"/api/v1/items/{item['id']}")
+    assert first.status_code == first_status, first.text
+    if first_status == 503:
+        assert_envelope(first, 503, "dependency_unavailable")
+    assert client.get(f"/api/v1/items/{item['id']}").json() == item
 
 
 def test_redis_down_degrades_but_the_api_keeps_serving(
