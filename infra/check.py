@@ -22,6 +22,8 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,15 +189,37 @@ def _indent(text: str) -> str:
 @contextmanager
 def policy_pack(stack: str) -> Iterator[PolicyPackProcess]:
     """The pack in its own process, started as the engine starts it."""
-    try:
-        # No tight deadline per call, like the engine: one AnalyzeStack over tens of thousands
-        # of manifests is a single long call.
-        with PolicyPackProcess(
-            PACK_DIR, project=PROJECT, stack=stack, dry_run=False, call_timeout=900
-        ) as pack:
-            yield pack
-    except PolicyPackError as error:
-        raise CheckError(str(error)) from error
+    with starting_policy_pack(stack) as ready:
+        yield ready()
+
+
+@contextmanager
+def starting_policy_pack(stack: str) -> Iterator[Callable[[], PolicyPackProcess]]:
+    """Start the pack in the background and yield a call that waits until it serves.
+
+    The pack's process spends about a second importing the SDK; the caller's own work (the
+    program under mocks) runs meanwhile, on the other core.
+    """
+    # No tight deadline per call, like the engine: one AnalyzeStack over tens of thousands of
+    # manifests is a single long call.
+    pack = PolicyPackProcess(
+        PACK_DIR, project=PROJECT, stack=stack, dry_run=False, call_timeout=900
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        starting = pool.submit(pack.start)
+
+        def ready() -> PolicyPackProcess:
+            starting.result()
+            return pack
+
+        try:
+            yield ready
+        except PolicyPackError as error:
+            raise CheckError(str(error)) from error
+        finally:
+            # A start still under way must finish (or fail and clean up) before the stop.
+            futures.wait([starting])
+            pack.stop()
 
 
 def pack_config_for(stack: str | None, override: Path | None) -> Path | None:
@@ -381,6 +405,20 @@ def check_program(
     The one path for the project's stacks and for any other program (the tests' fixtures): the
     pack is started for the call unless a running one is given.
     """
+    if pack is not None:
+        subjects = _program_subjects(program, stack, config, secret_keys)
+        return _with(analyze(pack, subjects, pack_config), stack=stack)
+    with starting_policy_pack(stack) as ready:
+        subjects = _program_subjects(program, stack, config, secret_keys)
+        return _with(analyze(ready(), subjects, pack_config), stack=stack)
+
+
+def _program_subjects(
+    program: Callable[[], None],
+    stack: str,
+    config: Mapping[str, str] | None,
+    secret_keys: Sequence[str],
+) -> list[Subject]:
     try:
         run = run_program(
             program, stack=stack, config=dict(config or {}), secret_keys=list(secret_keys)
@@ -391,13 +429,7 @@ def check_program(
         # Components validate their args before registering anything: a value from the stack
         # file they refuse is a configuration error, not a crash.
         raise CheckError(f"the program refused its configuration: {error}") from error
-    subjects = subjects_of_run(run, stack)
-    if pack is None:
-        with policy_pack(stack) as started:
-            report = analyze(started, subjects, pack_config)
-    else:
-        report = analyze(pack, subjects, pack_config)
-    return _with(report, stack=stack)
+    return subjects_of_run(run, stack)
 
 
 def check_stack(
@@ -406,13 +438,19 @@ def check_stack(
     """Check the project's program for `stack`, with its `Pulumi.<stack>.yaml` settings and its
     pack config (or `pack_config`)."""
     from infra.offline import stack_config
-    from infra.program import run
-    from stacks import load_settings
+
+    def program() -> None:
+        # Imported here, inside the run, so that the pack boots while the project's modules
+        # (pulumi_kubernetes alone takes half a second) load.
+        from infra.program import run
+        from stacks import load_settings
+
+        run(load_settings())
 
     _require_stack(stack)
     config, secret_keys = stack_config(stack)
     return check_program(
-        lambda: run(load_settings()),
+        program,
         stack=stack,
         config=config,
         secret_keys=secret_keys,
