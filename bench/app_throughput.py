@@ -1,0 +1,381 @@
+"""App throughput, directly and behind the project's nginx, measured with wrk on loopback.
+
+Starts a real PostgreSQL and Redis (tests.servers), the app (`python -m app`, production
+settings) and nginx with the configuration `render_nginx_conf` produces for the stacks, with
+only ports, paths and the edge rate limit changed (`--edge-rate`, `--edge-burst`: the edge's
+per-client `limit_req` would otherwise answer most of a benchmark's requests with 429). Each
+endpoint is hit directly and through nginx back to back, so the nginx/direct ratio compares
+runs made minutes apart on the same machine.
+
+    python -m bench.app_throughput [--duration 10] [--connections 32] [--threads 2]
+                                   [--workers 2] [--rate-limit 1000000/minute] [--json out.json]
+
+Any non-2xx answer or socket error fails the run (exit 1): a benchmark that measures error
+pages measures nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench._common import REPO_ROOT, BenchError, print_machine, tree_cpu_seconds, write_json
+from components.nginx import NginxConf, render_nginx_conf
+from tests.app_process import app_env
+from tests.servers import PostgresServer, RedisServer, free_port, new_temp_root, wait_for_port
+
+SECRET = "b" * 48
+# done() prints one JSON line wrk's text output would make us scrape; every script shares it.
+_DONE = """
+done = function(summary, latency, requests)
+  io.write(string.format(
+    '\\nWRK_JSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,'
+    .. '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\\n',
+    summary.requests, summary.duration, summary.errors.connect, summary.errors.read,
+    summary.errors.write, summary.errors.status, summary.errors.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+_POST = """
+wrk.method = "POST"
+wrk.body = '{"name": "bench item", "description": "written by bench/app_throughput.py"}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+@dataclass
+class Result:
+    endpoint: str
+    via: str
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    non_2xx: int
+    socket_errors: int
+    app_non_2xx: int | None = None
+    cpu_ms_per_request: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+@dataclass
+class Processes:
+    root: Path
+    running: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, cmd: list[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
+        # Logs go to files: a pipe nobody reads would fill up and stall the app mid-benchmark.
+        with (self.root / log).open("wb") as out:
+            process = subprocess.Popen(
+                cmd, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.running.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.running):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+
+
+def app_environment(database_url: str, redis_url: str, args: argparse.Namespace) -> dict[str, str]:
+    """The tests' clean environment for `python -m app`, with production settings."""
+    settings = {
+        "APP_ENV": "production",
+        "WORKERS": str(args.workers),
+        "SECRET_KEY": SECRET,
+        "LOG_LEVEL": "INFO",
+        "RATE_LIMIT_ENABLED": "true" if args.rate_limit != "off" else "false",
+        "SHUTDOWN_DRAIN_SECONDS": "5",
+    }
+    if args.rate_limit != "off":
+        settings["RATE_LIMIT"] = args.rate_limit
+    for assignment in args.env:
+        name, _, value = assignment.partition("=")
+        settings[name] = value
+    return app_env(database_url, redis_url, **settings)
+
+
+def wait_ready(base_url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"{base_url}/health/ready did not answer 200 within {timeout}s")
+
+
+def nginx_config(root: Path, upstream: str, args: argparse.Namespace) -> tuple[Path, int]:
+    temp = root / "nginx"
+    temp.mkdir()
+    # nginx started as root runs its workers as nobody, who must write request-body temp files.
+    temp.chmod(0o777)
+    port = free_port()
+    conf = NginxConf(
+        upstream=upstream,
+        listen_port=port,
+        status_listen=f"127.0.0.1:{free_port()}",
+        temp_dir=str(temp),
+        pid_path=str(temp / "nginx.pid"),
+        rate_per_second=args.edge_rate,
+        burst=args.edge_burst,
+    )
+    path = root / "nginx.conf"
+    path.write_text(render_nginx_conf(conf))
+    checked = subprocess.run(
+        ["nginx", "-t", "-e", "stderr", "-c", str(path)], capture_output=True, text=True
+    )
+    if checked.returncode != 0:
+        raise BenchError(f"nginx -t refused the rendered config:\n{checked.stderr}")
+    return path, port
+
+
+def app_non_2xx(base_url: str) -> int:
+    """Non-2xx answers the app itself counted (its /metrics), an independent check of wrk's."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    total = 0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            counted = sample.name == "http_requests_total" and sample.labels["route"] != "/metrics"
+            if counted and not sample.labels["status"].startswith("2"):
+                total += int(sample.value)
+    return total
+
+
+def run_wrk(url: str, script: Path, args: argparse.Namespace, duration: float) -> dict[str, Any]:
+    cmd = [
+        "wrk", "--latency", "-t", str(args.threads), "-c", str(args.connections),
+        "-d", f"{duration:g}s", "--timeout", "5s", "-s", str(script), url,
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    for line in result.stdout.splitlines():
+        if line.startswith("WRK_JSON "):
+            return json.loads(line.removeprefix("WRK_JSON "))
+    raise BenchError(f"wrk printed no summary:\n{result.stdout}\n{result.stderr}")
+
+
+def measure(
+    endpoint: str,
+    via: str,
+    url: str,
+    script: Path,
+    app_url: str,
+    pids: dict[str, int],
+    args: argparse.Namespace,
+) -> Result:
+    run_wrk(url, script, args, duration=args.warmup)
+    before = app_non_2xx(app_url)
+    cpu_before = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
+    profiler = None
+    if args.profile is not None:
+        slug = "".join(c if c.isalnum() else "-" for c in f"{endpoint}-{via}").strip("-")
+        profiler = subprocess.Popen(
+            [
+                "py-spy", "record", "--format", "raw", "--subprocesses",
+                "-d", str(int(args.duration)), "-p", str(args.app_pid),
+                "-o", str(args.profile / f"{slug}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    raw = run_wrk(url, script, args, duration=args.duration)
+    if profiler is not None:
+        profiler.wait(60)
+    cpu_after = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
+    after = app_non_2xx(app_url)
+    result = Result(
+        endpoint=endpoint,
+        via=via,
+        requests=raw["requests"],
+        seconds=raw["duration_us"] / 1e6,
+        p50_ms=raw["p50_us"] / 1000,
+        p90_ms=raw["p90_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
+        non_2xx=raw["status"],
+        socket_errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
+        app_non_2xx=after - before,
+        cpu_ms_per_request={
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(raw["requests"], 1), 3)
+            for name in pids
+            if name != "nginx" or via == "nginx"
+        },
+    )
+    print(
+        f"{endpoint:<22} {via:<6} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
+        f"p99 {result.p99_ms:7.2f} ms  non-2xx {result.non_2xx}  "
+        f"socket errors {result.socket_errors}  app non-2xx {result.app_non_2xx}  "
+        "CPU ms/req "
+        + " ".join(f"{name} {ms:.2f}" for name, ms in result.cpu_ms_per_request.items()),
+        flush=True,
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="app worker processes")
+    parser.add_argument(
+        "--rate-limit",
+        default="1000000/minute",
+        help="the app's RATE_LIMIT (enabled, so its Redis round trips are measured) or 'off'",
+    )
+    parser.add_argument("--edge-rate", type=int, default=1_000_000, help="nginx rate r/s")
+    parser.add_argument("--edge-burst", type=int, default=100_000, help="nginx burst")
+    parser.add_argument(
+        "--only", default="", help="comma-separated endpoints (live,read,list,write)"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra app setting, e.g. --env DB_POOL_SIZE=20 (repeatable)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record each measured run with py-spy (collapsed stacks) into this directory",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    parser.add_argument("--json", type=Path, default=None, help="also write figures here")
+    args = parser.parse_args(argv)
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None:
+            print(f"{tool} not found: apt-get install {tool}", file=sys.stderr)
+            return 2
+
+    info = print_machine()
+    root = new_temp_root("safeguard-bench-")
+    # Its own temp root: the postgres user must reach it, and `root` is private to us.
+    postgres = PostgresServer(root=new_temp_root("safeguard-bench-pg-"))
+    redis = RedisServer(root=root / "redis")
+    processes = Processes(root)
+    results: list[Result] = []
+    try:
+        postgres.init()
+        postgres.start()
+        redis.start()
+        env = app_environment(postgres.create_database("bench"), redis.url(0), args)
+        app = processes.start([sys.executable, "-m", "app"], env, "app.log")
+        args.app_pid = app.pid
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        app_url = f"http://127.0.0.1:{env['PORT']}"
+        wait_ready(app_url)
+
+        conf, edge_port = nginx_config(root, f"127.0.0.1:{env['PORT']}", args)
+        edge = processes.start(
+            ["nginx", "-e", "stderr", "-c", str(conf), "-g", "daemon off;"],
+            dict(os.environ),
+            "nginx.log",
+        )
+        wait_for_port(edge_port)
+        edge_url = f"http://127.0.0.1:{edge_port}"
+        postmaster = int((postgres.data_dir / "postmaster.pid").read_text().split()[0])
+        assert redis.process is not None
+        pids = {
+            "app": app.pid, "postgres": postmaster, "redis": redis.process.pid, "nginx": edge.pid
+        }  # fmt: skip
+
+        with httpx.Client(base_url=app_url, timeout=10) as client:
+            seeded = [
+                client.post("/api/v1/items", json={"name": f"seed {i}"}).json()["id"]
+                for i in range(100)
+            ]
+        get_script, post_script = root / "get.lua", root / "post.lua"
+        get_script.write_text(_DONE)
+        post_script.write_text(_POST + _DONE)
+
+        endpoints = {
+            "live": ("GET /health/live", "/health/live", get_script),
+            "read": ("GET /api/v1/items/{id}", f"/api/v1/items/{seeded[50]}", get_script),
+            "list": ("GET /api/v1/items", "/api/v1/items?limit=20", get_script),
+            # Writes last: they grow the table the list counts.
+            "write": ("POST /api/v1/items", "/api/v1/items", post_script),
+        }
+        wanted = [name for name in args.only.split(",") if name] or list(endpoints)
+        print(
+            f"app: {args.workers} worker(s), RATE_LIMIT={args.rate_limit}; nginx: rendered "
+            f"config, rate {args.edge_rate}r/s burst {args.edge_burst}; wrk -t{args.threads} "
+            f"-c{args.connections} -d{args.duration:g}s after {args.warmup:g}s warm-up",
+            flush=True,
+        )
+        for name in wanted:
+            label, path, script = endpoints[name]
+            for via, base in (("direct", app_url), ("nginx", edge_url)):
+                results.append(measure(label, via, base + path, script, app_url, pids, args))
+    finally:
+        processes.stop_all()
+        redis.stop()
+        postgres.stop()
+        shutil.rmtree(postgres.root, ignore_errors=True)
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+    print("\nnginx / direct throughput:")
+    ratios = {}
+    for direct, edge in zip(results[::2], results[1::2], strict=True):
+        ratios[direct.endpoint] = edge.rps / direct.rps
+        print(f"  {direct.endpoint:<22} {edge.rps / direct.rps:6.2f}")
+    # wrk's own count is what clients saw. The app's count also holds the requests wrk
+    # abandoned when its time ran out (the app logs a body read cut short by the client's
+    # disconnect as 400), at most one per connection.
+    failures = [
+        r
+        for r in results
+        if r.non_2xx or r.socket_errors or (r.app_non_2xx or 0) > args.connections
+    ]
+    write_json(
+        args.json,
+        {
+            "machine": info,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "results": [{**vars(r), "rps": r.rps} for r in results],
+            "nginx_over_direct": ratios,
+        },
+    )
+    if failures:
+        print(
+            "\nFAILED: non-2xx answers or socket errors in "
+            + ", ".join(f"{r.endpoint} via {r.via}" for r in failures),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
