@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from components.nginx import render_nginx_conf
+from tests.app_process import APP_REDIS_DB, flush_redis
 from tests.servers import (
     LIVE_APP_ORIGINS,
     LIVE_APP_REDIS_DB,
@@ -61,6 +62,14 @@ def database_url(postgres_server: PostgresServer) -> Iterator[str]:
         if not postgres_server.is_running():
             postgres_server.start()
         postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The app tests' Redis database, flushed for one test."""
+    url = redis_server.url(APP_REDIS_DB)
+    flush_redis(url)
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.log_config import RequestContextFilter, json_formatter
 from app.main import create_app
 from app.settings import Settings
-from tests.app_process import APP_REDIS_DB, InProcessApp, fast_settings, flush_redis
+from tests.app_process import InProcessApp, fast_settings
 
 ENVELOPE_KEYS = {"error_id", "error_code", "message", "timestamp", "details"}
 SECURITY_HEADERS = {
@@ -27,13 +27,6 @@ SECURITY_HEADERS = {
     "referrer-policy": "strict-origin-when-cross-origin",
 }
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
-
-
-@pytest.fixture
-def redis_url(redis_server: Any) -> str:
-    url = redis_server.url(APP_REDIS_DB)
-    flush_redis(url)
-    return url
 
 
 @pytest.fixture

@@ -8,23 +8,14 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
 
 import httpx
 import psycopg
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.db import MIGRATION_LOCK_ID
-from tests.app_process import APP_REDIS_DB, REPO_ROOT, AppProcess, app_env, flush_redis, run_app
+from tests.app_process import REPO_ROOT, AppProcess, app_env, run_app
 from tests.servers import free_port
-
-
-@pytest.fixture
-def redis_url(redis_server: Any) -> str:
-    url = redis_server.url(APP_REDIS_DB)
-    flush_redis(url)
-    return url
 
 
 def test_production_refuses_unsafe_settings_and_lists_every_problem() -> None:

@@ -11,15 +11,8 @@ import pytest
 
 from app.main import create_app
 from app.settings import Settings
-from tests.app_process import APP_REDIS_DB, InProcessApp, fast_settings, flush_redis
+from tests.app_process import InProcessApp, fast_settings
 from tests.test_app_api import assert_envelope
-
-
-@pytest.fixture
-def redis_url(redis_server: Any) -> str:
-    url = redis_server.url(APP_REDIS_DB)
-    flush_redis(url)
-    return url
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.app_process import APP_REDIS_DB, REPO_ROOT, app_env, flush_redis
+from tests.app_process import REPO_ROOT, app_env
 from tests.servers import wait_for_port
 
 
@@ -74,13 +74,6 @@ class ServedApp:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-@pytest.fixture
-def redis_url(redis_server: Any) -> str:
-    url = redis_server.url(APP_REDIS_DB)
-    flush_redis(url)
-    return url
 
 
 @pytest.fixture
