@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -34,7 +32,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench._common import REPO_ROOT, BenchError, print_machine, tree_cpu_seconds, write_json
 from components.nginx import NginxConf, render_nginx_conf
 from tests.app_process import app_env
-from tests.servers import PostgresServer, RedisServer, free_port, new_temp_root, wait_for_port
+from tests.servers import (
+    PostgresServer,
+    RedisServer,
+    ServerProcess,
+    free_port,
+    new_temp_root,
+    wait_for_port,
+)
 
 SECRET = "b" * 48
 # done() prints one JSON line wrk's text output would make us scrape; every script shares it.
@@ -73,31 +78,6 @@ class Result:
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
-
-
-@dataclass
-class Processes:
-    root: Path
-    running: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, cmd: list[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
-        # Logs go to files: a pipe nobody reads would fill up and stall the app mid-benchmark.
-        with (self.root / log).open("wb") as out:
-            process = subprocess.Popen(
-                cmd, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT
-            )
-        self.running.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in reversed(self.running):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(10)
 
 
 def app_environment(database_url: str, redis_url: str, args: argparse.Namespace) -> dict[str, str]:
@@ -280,14 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     # Its own temp root: the postgres user must reach it, and `root` is private to us.
     postgres = PostgresServer(root=new_temp_root("safeguard-bench-pg-"))
     redis = RedisServer(root=root / "redis")
-    processes = Processes(root)
+    # Output goes to files: a pipe nobody reads would fill up and stall the app mid-run.
+    app_server, edge_server = ServerProcess(root, "app"), ServerProcess(root, "nginx")
     results: list[Result] = []
     try:
         postgres.init()
         postgres.start()
         redis.start()
         env = app_environment(postgres.create_database("bench"), redis.url(0), args)
-        app = processes.start([sys.executable, "-m", "app"], env, "app.log")
+        app = app_server.spawn([sys.executable, "-m", "app"], env=env, cwd=REPO_ROOT)
         args.app_pid = app.pid
         if args.profile is not None:
             args.profile.mkdir(parents=True, exist_ok=True)
@@ -295,10 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         wait_ready(app_url)
 
         conf, edge_port = nginx_config(root, f"127.0.0.1:{env['PORT']}", args)
-        edge = processes.start(
-            ["nginx", "-e", "stderr", "-c", str(conf), "-g", "daemon off;"],
-            dict(os.environ),
-            "nginx.log",
+        edge = edge_server.spawn(
+            ["nginx", "-e", "stderr", "-c", str(conf), "-g", "daemon off;"], cwd=REPO_ROOT
         )
         wait_for_port(edge_port)
         edge_url = f"http://127.0.0.1:{edge_port}"
@@ -336,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             for via, base in (("direct", app_url), ("nginx", edge_url)):
                 results.append(measure(label, via, base + path, script, app_url, pids, args))
     finally:
-        processes.stop_all()
+        edge_server.stop(30)
+        app_server.stop(30)
         redis.stop()
         postgres.stop()
         shutil.rmtree(postgres.root, ignore_errors=True)

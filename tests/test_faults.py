@@ -8,8 +8,6 @@ envelopes, latency) and what PostgreSQL holds afterwards.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,57 +21,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.app_process import REPO_ROOT, app_env
-from tests.servers import wait_for_port
-
-
-@dataclass
-class ServedApp:
-    """`python -m <module>` on 127.0.0.1 with its logs in a file.
-
-    A pipe nobody reads fills up after a few hundred log lines and then blocks the app; under
-    load that happens within a second, so these tests log to a file.
-    """
-
-    env: dict[str, str]
-    log_path: Path
-    module: str = "app"
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['PORT']}"
-
-    def start(self, timeout: float = 30) -> ServedApp:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module],
-                env=self.env,
-                cwd=REPO_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_for_port(int(self.env["PORT"]), timeout=timeout)
-        except TimeoutError:
-            self.stop()
-            raise
-        return self
-
-    def stop(self, timeout: float = 20) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        return self.process.returncode
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
+from tests.app_process import ServedApp, app_env
+from tests.servers import ServerProcess
 
 
 @pytest.fixture
@@ -81,7 +30,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServedApp]]:
     started: list[ServedApp] = []
 
     def start(env: dict[str, str], module: str = "app") -> ServedApp:
-        app = ServedApp(env, tmp_path / f"app-{len(started)}.log", module=module)
+        app = ServedApp(env, ServerProcess(tmp_path, f"app-{len(started)}"), module=module)
         started.append(app)
         return app.start()
 

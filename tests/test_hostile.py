@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, settings
 
 from app.main import create_app
 from app.settings import Settings
-from tests.app_process import APP_REDIS_DB, REPO_ROOT, app_env, flush_redis
-from tests.test_faults import ServedApp
+from tests.app_process import APP_REDIS_DB, REPO_ROOT, ServedApp, app_env, flush_redis
+from tests.servers import ServerProcess
 
 API_KEY = "hostile-test-key"
 # The schema under test is the app's own, read without any server or environment.
@@ -42,7 +42,7 @@ def served(postgres_server: Any, redis_server: Any, tmp_path_factory: Any) -> It
     url = postgres_server.create_database(name)
     flush_redis(redis_server.url(APP_REDIS_DB))
     env = app_env(url, redis_server.url(APP_REDIS_DB), RATE_LIMIT="100000/minute", API_KEYS=API_KEY)
-    app = ServedApp(env, tmp_path_factory.mktemp("hostile") / "app.log").start()
+    app = ServedApp(env, ServerProcess(tmp_path_factory.mktemp("hostile"), "app")).start()
     try:
         yield app
     finally:
@@ -108,7 +108,7 @@ def assert_raw_envelope(answer: tuple[int, dict[str, str], bytes], status: int, 
 
 
 def test_a_declared_oversized_body_is_refused_before_it_is_read(served: ServedApp) -> None:
-    port = int(served.env["PORT"])
+    port = served.port
     # Content-Length claims 50 MB; only a little is sent, so a server that waited to read it
     # would hang until the socket timeout instead of answering.
     answer = raw_request(port, post(b"x" * 1000, b"Content-Length: 50000000"))
@@ -117,7 +117,7 @@ def test_a_declared_oversized_body_is_refused_before_it_is_read(served: ServedAp
 
 
 def test_a_chunked_oversized_body_is_cut_off(served: ServedApp) -> None:
-    port = int(served.env["PORT"])
+    port = served.port
     body = b'{"name": "' + b"a" * 1_100_000 + b'"}'
     chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
     answer = raw_request(port, post(chunked, b"Transfer-Encoding: chunked"))
@@ -137,13 +137,13 @@ def test_a_chunked_oversized_body_is_cut_off(served: ServedApp) -> None:
 def test_malformed_bodies_get_a_clear_4xx_envelope(
     served: ServedApp, body: bytes, status: int, code: str
 ) -> None:
-    port = int(served.env["PORT"])
+    port = served.port
     request = post(body, b"Content-Length: %d" % len(body))
     assert_raw_envelope(raw_request(port, request), status, code)
 
 
 def test_huge_headers_get_431(served: ServedApp) -> None:
-    port = int(served.env["PORT"])
+    port = served.port
     request = (
         b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         + b"X-Padding: "
@@ -160,7 +160,7 @@ def test_huge_headers_get_431(served: ServedApp) -> None:
     ids=["non-ascii-html", "too-long", "tab", "log-injection"],
 )
 def test_a_forged_request_id_is_replaced_on_every_answer(served: ServedApp, forged: bytes) -> None:
-    port = int(served.env["PORT"])
+    port = served.port
     request = (
         b"GET /no/such/route HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         b"X-Request-ID: " + forged + b"\r\n\r\n"
@@ -181,7 +181,7 @@ def test_a_forged_request_id_is_replaced_on_every_answer(served: ServedApp, forg
 def test_an_unparseable_request_is_refused_by_the_server(served: ServedApp) -> None:
     # The HTTP parser refuses this before the app sees it, so the body is uvicorn's plain text,
     # not the envelope; behind the stacks' nginx the edge answers such requests itself.
-    port = int(served.env["PORT"])
+    port = served.port
     status, _, body = raw_request(port, post(b"", b"Content-Length: abc"))
     assert status == 400
     assert b"Traceback" not in body
