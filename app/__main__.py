@@ -48,16 +48,12 @@ def load_settings() -> Settings:
 
 def prepare_database(settings: Settings, migrate_now: bool) -> None:
     """Wait for PostgreSQL (bounded) and optionally migrate; exit 1 with a clear error if not."""
-    from app.db import DatabaseUnavailableError, create_engine, migrate, wait_for_database
+    from app.db import DatabaseUnavailableError, migrate, wait_for_database
 
     async def run() -> None:
-        engine = create_engine(settings)
-        try:
-            await wait_for_database(engine, settings)
-            if migrate_now:
-                await migrate(engine)
-        finally:
-            await engine.dispose()
+        await wait_for_database(settings)
+        if migrate_now:
+            await migrate(settings)
 
     try:
         asyncio.run(run())

@@ -1,17 +1,27 @@
-"""The PostgreSQL side: the pooled async engine, the start-up wait and migrations under a lock."""
+"""The PostgreSQL side: the asyncpg pool the API queries through, the start-up wait, and
+migrations under a lock.
+
+The API's statements run on asyncpg directly. The same read through SQLAlchemy's async ORM cost
+1.5 ms of app CPU against 0.4 ms on asyncpg, and was the largest share of the app's time per
+request (BENCHMARKS.md). SQLAlchemy stays for what it does here: app/models.py describes the
+schema and Alembic migrates it.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
-from sqlalchemy.exc import InterfaceError, InvalidatePoolError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -30,88 +40,88 @@ APP_DIR = Path(__file__).resolve().parent
 # Any constant works; every replica must use the same one so they queue on the same lock.
 MIGRATION_LOCK_ID = 0x5AFE_6A2D
 
+# "PostgreSQL cannot answer now": worth a retry, a 503, a failed readiness check.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, unreachable; TimeoutError (connect, pool acquire) is one too
+    asyncpg.InterfaceError,  # a connection closed under the pool
+    asyncpg.PostgresConnectionError,  # class 08: connecting failed, or the connection was lost
+    asyncpg.InsufficientResourcesError,  # class 53: too many connections, out of memory
+    asyncpg.OperatorInterventionError,  # class 57: shutting down, starting up, statement_timeout
+)
+
 
 class DatabaseUnavailableError(RuntimeError):
-    """PostgreSQL did not answer within the start-up retry budget."""
+    """PostgreSQL could not answer: at start-up within the retry budget, or for one request."""
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """A pooled engine; creating it opens no connection."""
-    connect_args: dict[str, object] = {
-        "connect_timeout": settings.db_connect_timeout_seconds,
-        "application_name": "safeguard",
-    }
+class Database:
+    """The API's connection pool.
+
+    `connection()` lends a pooled connection for one or more statements and raises
+    DatabaseUnavailableError, chained to the driver's error, for anything in UNAVAILABLE_ERRORS.
+    A connection PostgreSQL closed (a restart, an idle timeout) is noticed by asyncpg when the
+    server's goodbye arrives, and the pool replaces it at the next checkout; one lost without
+    a word fails its request with a 503 and is replaced just the same.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
+                yield connection
+        except UNAVAILABLE_ERRORS as error:
+            raise DatabaseUnavailableError(describe_error(error)) from error
+
+    def in_use(self) -> int:
+        return self.pool.get_size() - self.pool.get_idle_size()
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def _connect_options(settings: Settings) -> dict[str, Any]:
+    server_settings = {"application_name": "safeguard"}
     if settings.db_statement_timeout_ms:
         # Server-side timeout: a runaway query is cancelled by PostgreSQL itself, freeing the
         # connection, instead of only abandoning it client-side.
-        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
-    engine = create_async_engine(
-        settings.sqlalchemy_database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_seconds,
-        pool_recycle=settings.db_pool_recycle_seconds,
-        connect_args=connect_args,
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    return {
+        "dsn": settings.postgres_dsn,
+        "timeout": settings.db_connect_timeout_seconds,
+        "server_settings": server_settings,
+    }
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The pool's reset on release, in place of asyncpg's `RESET ALL` and friends.
+
+    The API's statements change no session state (no SET, LISTEN, advisory lock or cursor), so
+    that query would be one more round trip per request for nothing. asyncpg still rolls back a
+    transaction left open before calling this.
+    """
+
+
+async def open_database(settings: Settings) -> Database:
+    """A fixed pool of DB_POOL_SIZE connections, all opened now."""
+    pool = await asyncpg.create_pool(
+        min_size=settings.db_pool_size,
+        max_size=settings.db_pool_size,
+        reset=_keep_session,
+        **_connect_options(settings),
     )
-    ping_idle_connections(engine, settings.db_pool_ping_idle_seconds)
-    return engine
+    return Database(pool, settings.db_pool_timeout_seconds)
 
 
-def ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
-    """Ping a pooled connection on checkout when it has been idle for more than `idle_seconds`.
+async def wait_for_database(settings: Settings) -> None:
+    """Retry `SELECT 1` with bounded exponential backoff; raise DatabaseUnavailableError after.
 
-    SQLAlchemy's pool_pre_ping pings on every checkout: a round trip and about a third of a
-    millisecond of app CPU per request (BENCHMARKS.md). A connection used within the last
-    second is skipped, as HikariCP's aliveBypassWindow does; under load that is every checkout.
-    A dead connection found by the ping (PostgreSQL restarted, the network dropped an idle
-    connection) invalidates the whole pool, so the request gets a fresh connection instead of
-    an error. One that died within the window fails its request with a 503 and invalidates the
-    pool just the same. 0 pings every checkout.
+    Only errors in UNAVAILABLE_ERRORS are retried. A wrong password or a missing database
+    fails at once: waiting would not fix it.
     """
-    pool = engine.sync_engine.pool
-    dialect = engine.sync_engine.dialect
-
-    @event.listens_for(pool, "checkin")
-    def _returned(dbapi_connection: Any, record: Any) -> None:
-        # record.info is cleared when a connection is invalidated: a new one is not pinged.
-        record.info["returned_at"] = time.monotonic()
-
-    @event.listens_for(pool, "checkout")
-    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        returned_at = record.info.get("returned_at")
-        if returned_at is None or time.monotonic() - returned_at <= idle_seconds:
-            return
-        try:
-            dialect.do_ping(dbapi_connection)
-        except dialect.loaded_dbapi.Error as error:
-            if not dialect.is_disconnect(error, dbapi_connection, None):
-                raise
-            # The pool retries the checkout with a new connection, after discarding every
-            # connection made before now.
-            raise InvalidatePoolError(f"pooled connection is dead: {error}") from error
-
-
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
-    """Sessions for the items API, in autocommit mode.
-
-    Each items operation is one statement (SELECT, INSERT ... RETURNING, DELETE ... RETURNING),
-    atomic on its own. Autocommit drops the BEGIN and the COMMIT/ROLLBACK around it: two of the
-    four PostgreSQL round trips of a read (pre-ping, BEGIN, SELECT, ROLLBACK). Under PostgreSQL's
-    default READ COMMITTED, a list's count and page see separate snapshots with or without a
-    transaction. A handler that needs several statements to be atomic needs a transactional
-    sessionmaker, not this one. expire_on_commit=False: handlers serialize rows after commit
-    without a second round trip.
-    """
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return async_sessionmaker(autocommit, expire_on_commit=False)
-
-
-def describe_url(engine: AsyncEngine) -> str:
-    return engine.url.render_as_string(hide_password=True)
-
-
-async def wait_for_database(engine: AsyncEngine, settings: Settings) -> None:
-    """Retry `SELECT 1` with bounded exponential backoff; raise DatabaseUnavailableError after."""
 
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -119,28 +129,45 @@ async def wait_for_database(engine: AsyncEngine, settings: Settings) -> None:
             "PostgreSQL not reachable yet (attempt %d/%d): %s",
             state.attempt_number,
             settings.startup_db_max_attempts,
-            _short(error),
+            describe_error(error),
         )
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(settings.startup_db_max_attempts)
         | stop_after_delay(settings.startup_db_wait_seconds),
         wait=wait_exponential(multiplier=0.2, max=5.0) + wait_random(0, 0.2),
-        retry=retry_if_exception_type((OperationalError, InterfaceError, OSError)),
+        retry=retry_if_exception_type(UNAVAILABLE_ERRORS),
         before_sleep=log_retry,
         reraise=True,
     )
     try:
         async for attempt in retrying:
             with attempt:
-                async with engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-    except (OperationalError, InterfaceError, OSError) as exc:
+                connection = await asyncpg.connect(**_connect_options(settings))
+                try:
+                    await connection.fetchval("SELECT 1")
+                finally:
+                    await connection.close()
+    except UNAVAILABLE_ERRORS as error:
         attempts = retrying.statistics.get("attempt_number", "?")
         raise DatabaseUnavailableError(
-            f"PostgreSQL at {describe_url(engine)} is unreachable after {attempts} attempt(s) "
-            f"within {settings.startup_db_wait_seconds:g}s: {_short(exc)}"
-        ) from exc
+            f"PostgreSQL at {settings.postgres_location} is unreachable after {attempts} "
+            f"attempt(s) within {settings.startup_db_wait_seconds:g}s: {describe_error(error)}"
+        ) from error
+    except asyncpg.PostgresError as error:
+        raise DatabaseUnavailableError(
+            f"PostgreSQL at {settings.postgres_location} refused the connection: "
+            f"{describe_error(error)}"
+        ) from error
+
+
+def migration_engine(settings: Settings) -> AsyncEngine:
+    """A one-connection SQLAlchemy engine for Alembic, connecting exactly as the pool does."""
+    return create_async_engine(
+        "postgresql+asyncpg://",
+        async_creator=partial(asyncpg.connect, **_connect_options(settings)),
+        poolclass=NullPool,
+    )
 
 
 def alembic_config() -> Config:
@@ -166,16 +193,19 @@ def _upgrade_to_head(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-async def migrate(engine: AsyncEngine) -> None:
+async def migrate(settings: Settings) -> None:
     """Apply pending migrations; concurrent callers wait on the advisory lock, then find nothing."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade_to_head)
+    engine = migration_engine(settings)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_to_head)
+    finally:
+        await engine.dispose()
     logger.info("database schema is at the latest migration")
 
 
-def _short(error: BaseException | None, limit: int = 300) -> str:
+def describe_error(error: BaseException | None, limit: int = 300) -> str:
     if error is None:
         return "unknown error"
-    original = getattr(error, "orig", None) or error
-    text_ = " ".join(str(original).split()) or type(original).__name__
-    return f"{type(original).__name__}: {text_}"[:limit]
+    text_ = " ".join(str(error).split()) or type(error).__name__
+    return f"{type(error).__name__}: {text_}"[:limit]

@@ -17,10 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from app.db import DatabaseUnavailableError
 
 logger = logging.getLogger("app.errors")
 
@@ -159,7 +159,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     error_id = new_error_id()
     logger.warning(
         "database unavailable during request: %s",
-        type(getattr(exc, "orig", None) or exc).__name__,
+        type(exc.__cause__ or exc).__name__,
         exc_info=exc,
         extra={"error_id": error_id},
     )
@@ -173,19 +173,9 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
-    if exc.connection_invalidated:
-        return await _database_unavailable(request, exc)
-    raise exc
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Envelopes for everything the routing layer raises; 500s come from the request middleware."""
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(InterfaceError, _database_unavailable)
-    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
-    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(DatabaseUnavailableError, _database_unavailable)

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import text
 
+from app.db import describe_error
 from app.errors import AppError, error_responses
 from app.runtime import AppRuntime
 
@@ -51,11 +51,7 @@ async def _timed(name: str, runtime: AppRuntime, probe: Any) -> CheckResult:
             error=f"no answer within {runtime.settings.health_check_timeout_seconds:g}s",
         )
     except Exception as exc:
-        original = getattr(exc, "orig", None) or exc
-        message = " ".join(str(original).split())[:200]
-        result = CheckResult(
-            status="down", latency_ms=None, error=f"{type(original).__name__}: {message}"
-        )
+        result = CheckResult(status="down", latency_ms=None, error=describe_error(exc))
     else:
         latency = round((time.perf_counter() - start) * 1000, 2)
         result = CheckResult(status="up", latency_ms=latency)
@@ -70,8 +66,9 @@ async def run_checks(runtime: AppRuntime) -> dict[str, CheckResult]:
         return {"postgres": not_started, "redis": not_started}
 
     async def postgres() -> None:
-        async with resources.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        # The pool itself, not Database.connection(): the check reports the driver's own error.
+        async with resources.db.pool.acquire() as connection:
+            await connection.fetchval("SELECT 1")
 
     async def redis() -> None:
         await resources.redis.ping()

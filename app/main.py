@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(METRICS_PATH, include_in_schema=False)
     async def metrics() -> Response:
         resources = runtime.resources
-        runtime.metrics.observe_pool(resources.engine if resources else None)
+        runtime.metrics.observe_pool(resources.db if resources else None)
         body, content_type = runtime.metrics.exposition()
         return Response(body, media_type=content_type)
 

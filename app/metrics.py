@@ -8,6 +8,7 @@ worker's files through prometheus-client's MultiProcessCollector.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,7 +19,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from app.db import Database
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "<unmatched>"
@@ -85,17 +88,12 @@ class Metrics:
             registry=registry,
         )
 
-    def observe_pool(self, engine: AsyncEngine | None) -> None:
+    def observe_pool(self, db: Database | None) -> None:
         """Refresh the pool gauges; called at scrape time and after each request."""
-        if engine is None:
+        if db is None:
             return
-        pool = engine.sync_engine.pool
-        size = getattr(pool, "size", None)
-        checked_out = getattr(pool, "checkedout", None)
-        if callable(size):
-            self.db_pool_size.set(size())
-        if callable(checked_out):
-            self.db_pool_checked_out.set(checked_out())
+        self.db_pool_size.set(db.pool.get_max_size())
+        self.db_pool_checked_out.set(db.in_use())
 
     def exposition(self) -> tuple[bytes, str]:
         if multiprocess_dir():

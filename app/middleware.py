@@ -176,7 +176,7 @@ class RequestContextMiddleware:
             metrics.requests_total.labels(label, route, str(status)).inc()
             metrics.request_duration.labels(label, route).observe(duration)
             resources = self.runtime.resources
-            metrics.observe_pool(resources.engine if resources else None)
+            metrics.observe_pool(resources.db if resources else None)
             access_logger.info(
                 "%s %s %s",
                 method,

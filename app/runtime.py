@@ -1,7 +1,7 @@
 """Per-app runtime state and the lifespan that connects to PostgreSQL and Redis.
 
 `create_app` builds an `AppRuntime` without touching the network; the lifespan fills in
-`resources` (engine, sessions, Redis, rate limiter) and flips `started`. The server flips
+`resources` (the PostgreSQL pool, Redis, rate limiter) and flips `started`. The server flips
 `draining` on SIGTERM so /health/ready fails before the listener closes.
 """
 
@@ -18,9 +18,8 @@ from fastapi import FastAPI
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import create_engine, create_sessionmaker, migrate, wait_for_database
+from app.db import Database, migrate, open_database, wait_for_database
 from app.metrics import Metrics, mark_process_dead
 from app.ratelimit import RateLimiter
 from app.settings import Settings
@@ -30,8 +29,7 @@ logger = logging.getLogger("app.runtime")
 
 @dataclass
 class Resources:
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
+    db: Database
     redis: Redis
     limiter: RateLimiter
 
@@ -71,24 +69,24 @@ def create_redis(settings: Settings) -> Redis:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: AppRuntime = app.state.runtime
     settings = runtime.settings
-    engine = create_engine(settings)
     redis = create_redis(settings)
+    db: Database | None = None
     try:
-        await wait_for_database(engine, settings)
+        await wait_for_database(settings)
         if settings.migrate_on_startup:
-            await migrate(engine)
+            await migrate(settings)
+        db = await open_database(settings)
         try:
             await asyncio.wait_for(redis.ping(), settings.health_check_timeout_seconds)
         except Exception as exc:
             # Redis backs only rate limiting, so the app starts degraded rather than not at all.
             logger.warning("Redis unreachable at start-up, starting degraded: %r", exc)
         runtime.resources = Resources(
-            engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            db=db,
             redis=redis,
             limiter=RateLimiter(settings, redis.connection_pool),
         )
-        runtime.metrics.observe_pool(engine)
+        runtime.metrics.observe_pool(db)
         runtime.started_monotonic = time.monotonic()
         runtime.started = True
         logger.info("start-up complete", extra={"version": settings.version})
@@ -97,6 +95,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.started = False
         runtime.resources = None
         await redis.aclose(close_connection_pool=True)
-        await engine.dispose()
+        if db is not None:
+            await db.close()
         mark_process_dead()
         logger.info("connections closed")

@@ -21,14 +21,14 @@ from pydantic import (
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from app import __version__
 
 MIN_PRODUCTION_SECRET_LENGTH = 32
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
-_DATABASE_SCHEMES = ("postgresql", "postgresql+psycopg")
+_DATABASE_SCHEMES = ("postgresql", "postgresql+psycopg", "postgresql+asyncpg")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 CsvList = Annotated[list[str], NoDecode]
@@ -62,13 +62,10 @@ class Settings(BaseSettings):
     startup_db_wait_seconds: float = Field(default=30.0, gt=0)
     startup_db_max_attempts: int = Field(default=10, ge=1)
 
-    # A fixed pool: SQLAlchemy closes an overflow connection when it is returned to a full pool,
-    # so under sustained load above pool_size every request paid for a new connection.
+    # A fixed pool of connections per worker process, all opened at start-up; a request waits
+    # up to db_pool_timeout_seconds for one to be free.
     db_pool_size: int = Field(default=8, ge=1)
-    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
-    db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
-    db_pool_ping_idle_seconds: float = Field(default=1.0, ge=0)
     db_connect_timeout_seconds: int = Field(default=3, ge=1)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
 
@@ -118,7 +115,7 @@ class Settings(BaseSettings):
                 "is not a valid URL (expected postgresql://user:pass@host/db)"
             ) from None
         if url.drivername not in _DATABASE_SCHEMES:
-            raise ValueError("must start with postgresql:// or postgresql+psycopg://")
+            raise ValueError("must start with postgresql://")
         if not url.database:
             raise ValueError("must name a database (postgresql://user:pass@host:5432/<db>)")
         return value
@@ -166,9 +163,16 @@ class Settings(BaseSettings):
         return self.app_env == "production"
 
     @property
-    def sqlalchemy_database_url(self) -> URL:
-        """DATABASE_URL with the psycopg 3 driver that SQLAlchemy needs for async use."""
-        return make_url(self.database_url).set(drivername="postgresql+psycopg")
+    def postgres_dsn(self) -> str:
+        """DATABASE_URL as the plain postgresql:// DSN asyncpg takes (any driver suffix dropped)."""
+        url = make_url(self.database_url).set(drivername="postgresql")
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def postgres_location(self) -> str:
+        """Host, port and database, for messages: never the credentials."""
+        url = make_url(self.database_url)
+        return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
 
     @property
     def rate_limit_item(self) -> RateLimitItem:

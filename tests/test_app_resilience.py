@@ -72,34 +72,21 @@ def test_readiness_follows_postgres_and_the_pool_recovers(
     assert client.get("/health").json()["status"] == "healthy"
 
 
-@pytest.mark.parametrize(
-    ("ping_idle_seconds", "first_status"),
-    [(0.2, 200), (3600, 503)],
-    ids=["idle-connection-pinged", "ping-window-not-passed"],
-)
 def test_an_idle_pool_survives_a_postgres_restart_unseen(
-    serve: Callable[..., InProcessApp],
-    postgres_server: Any,
-    ping_idle_seconds: float,
-    first_status: int,
+    serve: Callable[..., InProcessApp], postgres_server: Any
 ) -> None:
-    client = serve(db_pool_ping_idle_seconds=ping_idle_seconds)
-    item = client.post("/api/v1/items", json={"name": "pinged"}).json()
+    client = serve()
+    item = client.post("/api/v1/items", json={"name": "restarted"}).json()
     assert client.get(f"/api/v1/items/{item['id']}").status_code == 200
 
-    # No request while PostgreSQL restarts: every pooled connection is now dead.
+    # No request while PostgreSQL restarts: it closes every pooled connection on the way down.
     postgres_server.stop()
     postgres_server.start()
-    time.sleep(ping_idle_seconds if ping_idle_seconds < 1 else 0)
 
-    # A connection idle past the window is pinged, found dead and replaced with the whole
-    # pool: the client never sees the restart. Inside the window (the control) the dead
-    # connection is used, that one request gets the 503 envelope, and the pool recovers.
-    first = client.get(f"/api/v1/items/{item['id']}")
-    assert first.status_code == first_status, first.text
-    if first_status == 503:
-        assert_envelope(first, 503, "dependency_unavailable")
-    assert client.get(f"/api/v1/items/{item['id']}").json() == item
+    # asyncpg saw each connection closed, and the pool replaces it at checkout: the client
+    # never sees the restart, and every connection the pool now holds is a new one.
+    for _ in range(3 * Settings.model_fields["db_pool_size"].default):
+        assert client.get(f"/api/v1/items/{item['id']}").json() == item
 
 
 def test_redis_down_degrades_but_the_api_keeps_serving(

@@ -39,10 +39,13 @@ def test_comma_separated_lists_come_from_plain_strings(
     assert get_settings() is settings, "settings are built once per process"
 
 
-def test_database_url_is_converted_for_psycopg(environment: MakeSettings) -> None:
-    url = environment().sqlalchemy_database_url
-    assert url.drivername == "postgresql+psycopg"
-    assert (url.host, url.port, url.database, url.password) == ("db", 5432, "app", "p")
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg", "postgresql+asyncpg"])
+def test_database_url_becomes_a_plain_dsn_for_asyncpg(
+    environment: MakeSettings, scheme: str
+) -> None:
+    settings = environment(DATABASE_URL=f"{scheme}://u:p%40ss@db:5432/app?sslmode=require")
+    assert settings.postgres_dsn == "postgresql://u:p%40ss@db:5432/app?sslmode=require"
+    assert settings.postgres_location == "db:5432/app"
     assert "p@" not in repr(environment()), "the URL's password must not appear in repr"
 
 

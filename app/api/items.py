@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import Database
 from app.errors import AppError, error_responses
-from app.models import DESCRIPTION_MAX, NAME_MAX, Item
+from app.models import DESCRIPTION_MAX, NAME_MAX
 from app.security import require_api_key
 
 PREFIX = "/api/v1/items"
@@ -47,8 +45,6 @@ class ItemIn(BaseModel):
 
 
 class ItemOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: int
     name: str
     description: str | None
@@ -62,15 +58,25 @@ class ItemPage(BaseModel):
     offset: int
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+# Each operation is one statement, atomic on its own, run outside a transaction (asyncpg's
+# default): no BEGIN and COMMIT round trips. The list's count and page are two statements on one
+# connection; under READ COMMITTED they see separate snapshots with or without a transaction.
+_COLUMNS = "id, name, description, created_at"
+INSERT_ITEM = f"INSERT INTO items (name, description) VALUES ($1, $2) RETURNING {_COLUMNS}"
+COUNT_ITEMS = "SELECT count(*) FROM items"
+LIST_ITEMS = f"SELECT {_COLUMNS} FROM items ORDER BY id LIMIT $1 OFFSET $2"
+GET_ITEM = f"SELECT {_COLUMNS} FROM items WHERE id = $1"
+DELETE_ITEM = "DELETE FROM items WHERE id = $1 RETURNING id"
+
+
+def get_db(request: Request) -> Database:
     resources = request.app.state.runtime.resources
     if resources is None:
         raise AppError(503, "not_ready", "The service is starting or shutting down")
-    async with resources.sessionmaker() as session:
-        yield session
+    return resources.db
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+Db = Annotated[Database, Depends(get_db)]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
 # Every items route may answer 429 (rate limit), 503 (PostgreSQL or the limiter's Redis down)
 # and 422 (invalid path, query or body); documenting them lets clients rely on the envelope.
@@ -81,40 +87,36 @@ def _not_found(item_id: int) -> AppError:
     return AppError(404, "not_found", f"Item {item_id} not found", {"id": item_id})
 
 
-async def create_item(payload: ItemIn, session: Session) -> Item:
-    result = await session.execute(insert(Item).values(**payload.model_dump()).returning(Item))
-    item = result.scalar_one()
-    await session.commit()
-    return item
+async def create_item(payload: ItemIn, db: Db) -> ItemOut:
+    async with db.connection() as connection:
+        row = await connection.fetchrow(INSERT_ITEM, payload.name, payload.description)
+    return ItemOut(**row)
 
 
 async def list_items(
-    session: Session,
+    db: Db,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ItemPage:
-    total = await session.scalar(select(func.count()).select_from(Item))
-    rows = await session.scalars(select(Item).order_by(Item.id).limit(limit).offset(offset))
-    return ItemPage(
-        items=[ItemOut.model_validate(row) for row in rows],
-        total=total or 0,
-        limit=limit,
-        offset=offset,
-    )
+    async with db.connection() as connection:
+        total = await connection.fetchval(COUNT_ITEMS)
+        rows = await connection.fetch(LIST_ITEMS, limit, offset)
+    return ItemPage(items=[ItemOut(**row) for row in rows], total=total, limit=limit, offset=offset)
 
 
-async def get_item(item_id: ItemId, session: Session) -> Item:
-    item = await session.get(Item, item_id)
-    if item is None:
+async def get_item(item_id: ItemId, db: Db) -> ItemOut:
+    async with db.connection() as connection:
+        row = await connection.fetchrow(GET_ITEM, item_id)
+    if row is None:
         raise _not_found(item_id)
-    return item
+    return ItemOut(**row)
 
 
-async def delete_item(item_id: ItemId, session: Session) -> Response:
-    result = await session.execute(delete(Item).where(Item.id == item_id).returning(Item.id))
-    if result.scalar_one_or_none() is None:
+async def delete_item(item_id: ItemId, db: Db) -> Response:
+    async with db.connection() as connection:
+        deleted = await connection.fetchval(DELETE_ITEM, item_id)
+    if deleted is None:
         raise _not_found(item_id)
-    await session.commit()
     return Response(status_code=204)
 
 

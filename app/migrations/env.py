@@ -1,16 +1,17 @@
 """Alembic environment: runs the app's migrations against DATABASE_URL under the migration lock.
 
 `app.db.migrate` hands in its own connection (config.attributes["connection"]); the alembic CLI
-gets a short-lived synchronous engine built from the app's settings.
+gets a one-connection engine built from the app's settings (DATABASE_URL and the rest).
 """
 
 from __future__ import annotations
 
-from alembic import context
-from sqlalchemy import Connection, create_engine
-from sqlalchemy.pool import NullPool
+import asyncio
 
-from app.db import lock_for_migrations
+from alembic import context
+from sqlalchemy import Connection
+
+from app.db import lock_for_migrations, migration_engine
 from app.models import Base
 from app.settings import get_settings
 
@@ -26,7 +27,7 @@ def _run(connection: Connection) -> None:
 
 def run_offline() -> None:
     context.configure(
-        url=get_settings().sqlalchemy_database_url.render_as_string(hide_password=False),
+        dialect_name="postgresql",
         target_metadata=target_metadata,
         literal_binds=True,
     )
@@ -34,18 +35,21 @@ def run_offline() -> None:
         context.run_migrations()
 
 
+async def _run_on_own_engine() -> None:
+    engine = migration_engine(get_settings())
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_run)
+    finally:
+        await engine.dispose()
+
+
 def run_online() -> None:
     shared = context.config.attributes.get("connection")
     if shared is not None:
         _run(shared)
         return
-    engine = create_engine(get_settings().sqlalchemy_database_url, poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            _run(connection)
-            connection.commit()
-    finally:
-        engine.dispose()
+    asyncio.run(_run_on_own_engine())
 
 
 if context.is_offline_mode():
