@@ -44,6 +44,9 @@ MIGRATION_LOCK_ID = 0x5AFE_6A2D
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     OSError,  # refused, reset, unreachable; TimeoutError (connect, pool acquire) is one too
     asyncpg.InterfaceError,  # a connection closed under the pool
+    # A connection caught between PostgreSQL's goodbye (FATAL: terminating connection) and its
+    # socket closing: "cannot switch to state ...; another operation is in progress".
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,  # class 08: connecting failed, or the connection was lost
     asyncpg.InsufficientResourcesError,  # class 53: too many connections, out of memory
     asyncpg.OperatorInterventionError,  # class 57: shutting down, starting up, statement_timeout

@@ -84,7 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.resources = Resources(
             db=db,
             redis=redis,
-            limiter=RateLimiter(settings, redis.connection_pool),
+            limiter=RateLimiter(settings, redis),
         )
         runtime.metrics.observe_pool(db)
         runtime.started_monotonic = time.monotonic()

@@ -75,7 +75,6 @@ class Settings(BaseSettings):
 
     rate_limit_enabled: bool = True
     rate_limit: str = "100/minute"
-    rate_limit_strategy: Literal["moving-window", "fixed-window"] = "moving-window"
     rate_limit_fail_open: bool = True
 
     shutdown_delay_seconds: float = Field(default=3.0, ge=0)
