@@ -9,6 +9,7 @@ schema and Alembic migrates it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,23 +62,42 @@ class Database:
     """The API's connection pool.
 
     `connection()` lends a pooled connection for one or more statements and raises
-    DatabaseUnavailableError, chained to the driver's error, for anything in UNAVAILABLE_ERRORS.
-    A connection PostgreSQL closed (a restart, an idle timeout) is noticed by asyncpg when the
-    server's goodbye arrives, and the pool replaces it at the next checkout; one lost without
-    a word fails its request with a 503 and is replaced just the same.
+    DatabaseUnavailableError, chained to the driver's error, for anything in UNAVAILABLE_ERRORS
+    and when no connection is free within DB_POOL_TIMEOUT_SECONDS. A connection PostgreSQL
+    closed (a restart, an idle timeout) is noticed by asyncpg when the server's goodbye arrives,
+    and the pool replaces it at the next checkout; one lost without a word fails its request
+    with a 503 and is replaced just the same.
+
+    Requests wait for a connection in arrival order. asyncpg's pool alone is not fair: its
+    asyncio.Queue lets a newcomer take a connection just released to a waiter, which queues
+    again at the back, so under load a few requests waited over a second while the median
+    took 20 ms (BENCHMARKS.md). A FIFO semaphore with one turn per connection goes first.
     """
 
     def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
+        self._turns = asyncio.Semaphore(pool.get_max_size())
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         try:
-            async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
+            if self._turns.locked():
+                async with asyncio.timeout(self.acquire_timeout):
+                    await self._turns.acquire()
+            else:
+                await self._turns.acquire()  # returns at once: no timer needed
+        except TimeoutError:
+            raise DatabaseUnavailableError(
+                f"no pooled connection free within {self.acquire_timeout:g}s"
+            ) from None
+        try:
+            async with self.pool.acquire() as connection:
                 yield connection
         except UNAVAILABLE_ERRORS as error:
             raise DatabaseUnavailableError(describe_error(error)) from error
+        finally:
+            self._turns.release()
 
     def in_use(self) -> int:
         return self.pool.get_size() - self.pool.get_idle_size()

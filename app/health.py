@@ -66,7 +66,8 @@ async def run_checks(runtime: AppRuntime) -> dict[str, CheckResult]:
         return {"postgres": not_started, "redis": not_started}
 
     async def postgres() -> None:
-        # The pool itself, not Database.connection(): the check reports the driver's own error.
+        # The pool itself, not Database.connection(): the check reports the driver's own error
+        # and does not queue behind requests waiting for a connection under load.
         async with resources.db.pool.acquire() as connection:
             await connection.fetchval("SELECT 1")
 

@@ -69,7 +69,8 @@ GET_ITEM = f"SELECT {_COLUMNS} FROM items WHERE id = $1"
 DELETE_ITEM = "DELETE FROM items WHERE id = $1 RETURNING id"
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per request.
     resources = request.app.state.runtime.resources
     if resources is None:
         raise AppError(503, "not_ready", "The service is starting or shutting down")
