@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate-limit",
         default="1000000/minute",
-        help="the app's RATE_LIMIT (enabled, so its Redis round trips are measured) or 'off'",
+        help="the app's RATE_LIMIT (enabled, so its Redis round trip is measured) or 'off'",
     )
     parser.add_argument("--edge-rate", type=int, default=1_000_000, help="nginx rate r/s")
     parser.add_argument("--edge-burst", type=int, default=100_000, help="nginx burst")

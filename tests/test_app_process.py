@@ -12,6 +12,7 @@ import time
 import httpx
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
 
 from app.db import MIGRATION_LOCK_ID
 from tests.app_process import REPO_ROOT, AppProcess, app_env, run_app
@@ -63,6 +64,18 @@ def test_unreachable_database_exits_non_zero_after_bounded_retries(redis_url: st
     assert "secret" not in result.stderr
     assert result.stdout.count("PostgreSQL not reachable yet") == 2
     assert "start-up complete" not in result.stdout
+
+
+def test_a_wrong_password_fails_at_once_without_retrying(database_url: str, redis_url: str) -> None:
+    wrong = make_url(database_url).set(password="not-the-password")
+    env = app_env(wrong.render_as_string(hide_password=False), redis_url)
+    result = run_app(["migrate"], env, timeout=60)
+
+    assert result.returncode == 1
+    assert "refused the connection: InvalidPasswordError" in result.stderr
+    assert "not-the-password" not in result.stderr + result.stdout
+    assert "PostgreSQL not reachable yet" not in result.stdout, "waiting would not fix it"
+    assert "Traceback" not in result.stderr
 
 
 def test_concurrent_migrations_serialize_on_the_advisory_lock(
