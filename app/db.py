@@ -10,6 +10,7 @@ schema and Alembic migrates it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -102,8 +103,11 @@ class Database:
     def in_use(self) -> int:
         return self.pool.get_size() - self.pool.get_idle_size()
 
-    async def close(self) -> None:
-        await self.pool.close()
+    async def close(self, timeout: float = 5.0) -> None:
+        """Close the pool once its connections are back; asyncpg cuts them if that takes longer
+        than `timeout` (close() cancelled terminates the pool)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.pool.close(), timeout)
 
 
 def _connect_options(settings: Settings) -> dict[str, Any]:

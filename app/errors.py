@@ -159,7 +159,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     error_id = new_error_id()
     logger.warning(
         "database unavailable during request: %s",
-        type(exc.__cause__ or exc).__name__,
+        exc,
         exc_info=exc,
         extra={"error_id": error_id},
     )
