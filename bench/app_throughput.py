@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -225,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="app worker processes")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="direct/nginx pairs per endpoint, run alternately; the ratio reported is their median",
+    )
+    parser.add_argument(
         "--rate-limit",
         default="1000000/minute",
         help="the app's RATE_LIMIT (enabled, so its Redis round trip is measured) or 'off'",
@@ -245,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         "--profile",
         type=Path,
         default=None,
-        help="record each measured run with py-spy (collapsed stacks) into this directory",
+        help="record measured runs with py-spy (collapsed stacks) into this directory; "
+        "with --rounds, the last round of each endpoint and path is kept",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     parser.add_argument("--json", type=Path, default=None, help="also write figures here")
@@ -312,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for name in wanted:
             label, path, script = endpoints[name]
-            for via, base in (("direct", app_url), ("nginx", edge_url)):
-                results.append(measure(label, via, base + path, script, app_url, pids, args))
+            for _ in range(args.rounds):
+                for via, base in (("direct", app_url), ("nginx", edge_url)):
+                    results.append(measure(label, via, base + path, script, app_url, pids, args))
     finally:
         edge_server.stop(30)
         app_server.stop(30)
@@ -325,11 +334,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
 
-    print("\nnginx / direct throughput:")
-    ratios = {}
+    print("\nnginx / direct throughput (each round, then the median):")
+    rounds: dict[str, list[float]] = {}
     for direct, edge in zip(results[::2], results[1::2], strict=True):
-        ratios[direct.endpoint] = edge.rps / direct.rps
-        print(f"  {direct.endpoint:<22} {edge.rps / direct.rps:6.2f}")
+        rounds.setdefault(direct.endpoint, []).append(edge.rps / direct.rps)
+    ratios = {endpoint: statistics.median(values) for endpoint, values in rounds.items()}
+    for endpoint, values in rounds.items():
+        each = " ".join(f"{value:.2f}" for value in values)
+        print(f"  {endpoint:<22} {each}  median {ratios[endpoint]:.2f}")
     # wrk's own count is what clients saw. The app's count also holds the requests wrk
     # abandoned when its time ran out (the app logs a body read cut short by the client's
     # disconnect as 400), at most one per connection.
@@ -345,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             "args": {k: str(v) for k, v in vars(args).items()},
             "results": [{**vars(r), "rps": r.rps} for r in results],
             "nginx_over_direct": ratios,
+            "nginx_over_direct_rounds": rounds,
         },
     )
     if failures:
