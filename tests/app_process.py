@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,9 +23,8 @@ import redis
 from fastapi import FastAPI
 
 from app.settings import Settings
-from tests.servers import ServerProcess, free_port, wait_for_port
+from tests.servers import REPO_ROOT, free_port, wait_for_port
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # The app's tests use their own Redis database so flushing it disturbs nobody else.
 APP_REDIS_DB = 7
 TEST_SECRET = "t" * 40
@@ -168,46 +166,6 @@ class AppProcess:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=10)
-
-
-@dataclass
-class ServedApp:
-    """`python -m <module>` on 127.0.0.1 with its output in files (a ServerProcess).
-
-    AppProcess reads its output through pipes only when it stops; under load the app fills a
-    pipe within a second and then blocks, so the load and fault tests use files instead.
-    """
-
-    env: dict[str, str]
-    server: ServerProcess
-    module: str = "app"
-
-    @property
-    def process(self) -> subprocess.Popen[bytes] | None:
-        return self.server.process
-
-    @property
-    def port(self) -> int:
-        return int(self.env["PORT"])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30) -> ServedApp:
-        self.server.spawn([sys.executable, "-m", self.module], env=self.env, cwd=REPO_ROOT)
-        try:
-            wait_for_port(self.port, timeout=timeout)
-        except TimeoutError:
-            self.stop()
-            raise
-        return self
-
-    def stop(self, timeout: float = 20) -> int | None:
-        return self.server.stop(timeout)
-
-    def logs(self) -> str:
-        return self.server.stdout() + self.server.stderr()
 
 
 class InProcessApp:

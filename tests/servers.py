@@ -456,15 +456,25 @@ LIVE_APP_ORIGINS = ("https://app.example.com",)
 
 @dataclass
 class LiveApp:
-    """`python -m app` on 127.0.0.1:<env PORT>, started once `ready_path` answers 200."""
+    """`python -m <module>` on 127.0.0.1:<env PORT>, started once `ready_path` answers 200.
+
+    Its output goes to files under `root` (a ServerProcess), not pipes: under load the app fills
+    a pipe nobody reads within a second and then blocks.
+    """
 
     root: Path
     env: dict[str, str]
+    module: str = "app"
+    name: str = "app"
     ready_path: str = "/health/ready"
     server: ServerProcess = field(init=False)
 
     def __post_init__(self) -> None:
-        self.server = ServerProcess(root=self.root, name="app")
+        self.server = ServerProcess(root=self.root, name=self.name)
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.server.process
 
     @property
     def port(self) -> int:
@@ -475,13 +485,18 @@ class LiveApp:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> LiveApp:
-        process = self.server.spawn([sys.executable, "-m", "app"], env=self.env, cwd=REPO_ROOT)
+        process = self.server.spawn(
+            [sys.executable, "-m", self.module], env=self.env, cwd=REPO_ROOT
+        )
         try:
             wait_for_http(f"{self.base_url}{self.ready_path}", timeout=timeout, process=process)
         except (TimeoutError, RuntimeError) as exc:
             self.stop()
             raise self.server.fail(str(exc)) from exc
         return self
+
+    def logs(self) -> str:
+        return self.server.stdout() + self.server.stderr()
 
     def log_lines(self) -> list[dict]:
         return self.server.json_lines()

@@ -21,16 +21,16 @@ import httpx
 import psycopg
 import pytest
 
-from tests.app_process import ServedApp, app_env
-from tests.servers import ServerProcess
+from tests.app_process import app_env
+from tests.servers import LiveApp
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., ServedApp]]:
-    started: list[ServedApp] = []
+def serve(tmp_path: Path) -> Iterator[Callable[..., LiveApp]]:
+    started: list[LiveApp] = []
 
-    def start(env: dict[str, str], module: str = "app") -> ServedApp:
-        app = ServedApp(env, ServerProcess(tmp_path, f"app-{len(started)}"), module=module)
+    def start(env: dict[str, str], module: str = "app") -> LiveApp:
+        app = LiveApp(tmp_path, env, module=module, name=f"app-{len(started)}")
         started.append(app)
         return app.start()
 
@@ -153,7 +153,7 @@ def status_of(url: str, timeout: float = 5) -> int | None:
 
 
 def test_postgres_stopped_under_write_load(
-    serve: Callable[..., ServedApp], database_url: str, redis_url: str, postgres_server: Any
+    serve: Callable[..., LiveApp], database_url: str, redis_url: str, postgres_server: Any
 ) -> None:
     app = serve(fault_env(database_url, redis_url))
     load = Load(lambda c, name: c.post(f"{app.base_url}/api/v1/items", json={"name": name}))
@@ -204,7 +204,7 @@ def test_postgres_stopped_under_write_load(
 
 @pytest.mark.parametrize("fail_open", [True, False], ids=["fail-open", "fail-closed"])
 def test_redis_stopped_under_load(
-    serve: Callable[..., ServedApp],
+    serve: Callable[..., LiveApp],
     database_url: str,
     redis_url: str,
     redis_server: Any,
@@ -256,7 +256,7 @@ def test_redis_stopped_under_load(
 
 
 def test_sigterm_under_load_drains_every_accepted_request(
-    serve: Callable[..., ServedApp], database_url: str, redis_url: str
+    serve: Callable[..., LiveApp], database_url: str, redis_url: str
 ) -> None:
     delay, drain = 1.0, 10.0
     env = fault_env(
@@ -308,7 +308,7 @@ def test_sigterm_under_load_drains_every_accepted_request(
 
 
 def test_a_locked_table_times_out_promptly_and_leaves_capacity(
-    serve: Callable[..., ServedApp], database_url: str, redis_url: str
+    serve: Callable[..., LiveApp], database_url: str, redis_url: str
 ) -> None:
     statement_ms, pool_timeout = 1000, 1
     env = fault_env(

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, settings
 
 from app.main import create_app
 from app.settings import Settings
-from tests.app_process import APP_REDIS_DB, REPO_ROOT, ServedApp, app_env, flush_redis
-from tests.servers import ServerProcess
+from tests.app_process import APP_REDIS_DB, REPO_ROOT, app_env, flush_redis
+from tests.servers import LiveApp
 
 API_KEY = "hostile-test-key"
 # The schema under test is the app's own, read without any server or environment.
@@ -36,13 +36,13 @@ SCHEMA = schemathesis.openapi.from_dict(
 
 
 @pytest.fixture(scope="module")
-def served(postgres_server: Any, redis_server: Any, tmp_path_factory: Any) -> Iterator[ServedApp]:
+def served(postgres_server: Any, redis_server: Any, tmp_path_factory: Any) -> Iterator[LiveApp]:
     name = "hostile"
     postgres_server.drop_database(name)
     url = postgres_server.create_database(name)
     flush_redis(redis_server.url(APP_REDIS_DB))
     env = app_env(url, redis_server.url(APP_REDIS_DB), RATE_LIMIT="100000/minute", API_KEYS=API_KEY)
-    app = ServedApp(env, ServerProcess(tmp_path_factory.mktemp("hostile"), "app")).start()
+    app = LiveApp(tmp_path_factory.mktemp("hostile"), env).start()
     try:
         yield app
     finally:
@@ -59,7 +59,7 @@ def served(postgres_server: Any, redis_server: Any, tmp_path_factory: Any) -> It
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
-def test_generated_requests_get_no_500_and_match_the_schema(case: Any, served: ServedApp) -> None:
+def test_generated_requests_get_no_500_and_match_the_schema(case: Any, served: LiveApp) -> None:
     # Every schemathesis check runs: no 5xx, documented status codes, bodies and headers that
     # match the schema (errors included: they are documented as the envelope), invalid data
     # refused, and write endpoints refusing requests without the API key.
@@ -107,7 +107,7 @@ def assert_raw_envelope(answer: tuple[int, dict[str, str], bytes], status: int, 
     return envelope
 
 
-def test_a_declared_oversized_body_is_refused_before_it_is_read(served: ServedApp) -> None:
+def test_a_declared_oversized_body_is_refused_before_it_is_read(served: LiveApp) -> None:
     port = served.port
     # Content-Length claims 50 MB; only a little is sent, so a server that waited to read it
     # would hang until the socket timeout instead of answering.
@@ -116,7 +116,7 @@ def test_a_declared_oversized_body_is_refused_before_it_is_read(served: ServedAp
     assert envelope["details"] == {"limit": 1_048_576}
 
 
-def test_a_chunked_oversized_body_is_cut_off(served: ServedApp) -> None:
+def test_a_chunked_oversized_body_is_cut_off(served: LiveApp) -> None:
     port = served.port
     body = b'{"name": "' + b"a" * 1_100_000 + b'"}'
     chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
@@ -135,14 +135,14 @@ def test_a_chunked_oversized_body_is_cut_off(served: ServedApp) -> None:
     ids=["truncated-json", "invalid-utf8", "json-array", "duplicate-key-object"],
 )
 def test_malformed_bodies_get_a_clear_4xx_envelope(
-    served: ServedApp, body: bytes, status: int, code: str
+    served: LiveApp, body: bytes, status: int, code: str
 ) -> None:
     port = served.port
     request = post(body, b"Content-Length: %d" % len(body))
     assert_raw_envelope(raw_request(port, request), status, code)
 
 
-def test_huge_headers_get_431(served: ServedApp) -> None:
+def test_huge_headers_get_431(served: LiveApp) -> None:
     port = served.port
     request = (
         b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
@@ -159,7 +159,7 @@ def test_huge_headers_get_431(served: ServedApp) -> None:
     [b"\xc3\xa9vil<script>", b"a" * 65, b"id\twith tab", b'x", "level": "CRITICAL'],
     ids=["non-ascii-html", "too-long", "tab", "log-injection"],
 )
-def test_a_forged_request_id_is_replaced_on_every_answer(served: ServedApp, forged: bytes) -> None:
+def test_a_forged_request_id_is_replaced_on_every_answer(served: LiveApp, forged: bytes) -> None:
     port = served.port
     request = (
         b"GET /no/such/route HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
@@ -178,7 +178,7 @@ def test_a_forged_request_id_is_replaced_on_every_answer(served: ServedApp, forg
     assert logged and all(entry["request_id"] == request_id for entry in logged)
 
 
-def test_an_unparseable_request_is_refused_by_the_server(served: ServedApp) -> None:
+def test_an_unparseable_request_is_refused_by_the_server(served: LiveApp) -> None:
     # The HTTP parser refuses this before the app sees it, so the body is uvicorn's plain text,
     # not the envelope; behind the stacks' nginx the edge answers such requests itself.
     port = served.port
@@ -187,7 +187,7 @@ def test_an_unparseable_request_is_refused_by_the_server(served: ServedApp) -> N
     assert b"Traceback" not in body
 
 
-def test_the_app_survives_the_hostile_requests(served: ServedApp) -> None:
+def test_the_app_survives_the_hostile_requests(served: LiveApp) -> None:
     with httpx.Client(base_url=served.base_url, timeout=10) as client:
         assert client.get("/health/ready").status_code == 200
     assert served.process is not None and served.process.poll() is None
