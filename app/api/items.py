@@ -20,13 +20,17 @@ MAX_LIMIT = 100
 MAX_OFFSET = 1_000_000
 # Item ids are PostgreSQL bigints; a larger path value would be a database error, not a 404.
 MAX_ID = 2**63 - 1
+NO_NUL = "^[^\\x00]*$"
 
 
 class ItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=NAME_MAX)
-    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    # The pattern documents the NUL rule below in the schema; the validator enforces it.
+    name: str = Field(min_length=1, max_length=NAME_MAX, json_schema_extra={"pattern": NO_NUL})
+    description: str | None = Field(
+        default=None, max_length=DESCRIPTION_MAX, json_schema_extra={"pattern": NO_NUL}
+    )
 
     @field_validator("name", "description")
     @classmethod
@@ -132,7 +136,8 @@ def register(app: FastAPI) -> None:
         status_code=201,
         response_model=ItemOut,
         dependencies=auth,
-        responses=error_responses(401, 413, *_ALWAYS),
+        # 400: a body that is not valid UTF-8 cannot be parsed as JSON at all.
+        responses=error_responses(400, 401, 413, *_ALWAYS),
         tags=tags,
     )
     app.add_api_route(
