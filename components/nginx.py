@@ -2,8 +2,9 @@
 limiting, security headers, request ids, CORS for the allowlist, JSON error bodies and TLS when the
 stack has a certificate; an nginx-prometheus-exporter sidecar reads stub_status.
 
-`render_nginx_conf` is a pure function of `NginxConf`, so the exact configuration can be checked
-with a real `nginx -t` and live traffic, with ports and paths pointed at a test directory.
+`nginx_conf` (the component's args to `NginxConf`) and `render_nginx_conf` (`NginxConf` to text)
+are pure functions, so the exact configuration a stack deploys can be checked with a real
+`nginx -t` and live traffic, with ports and paths pointed at a test directory.
 """
 
 from __future__ import annotations
@@ -172,19 +173,8 @@ class Nginx(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("safeguard:components:Nginx", name, None, opts)
-        conf = NginxConf(
-            upstream=args.upstream,
-            server_name=args.server_name,
-            allowed_origins=args.allowed_origins,
-            rate_per_second=args.rate_per_second,
-            burst=args.burst,
-            client_max_body_size=args.client_max_body_size,
-            tls=TlsFiles(certificate=f"{TLS_DIR}/tls.crt", key=f"{TLS_DIR}/tls.key")
-            if args.tls_at_nginx
-            else None,
-            hsts=args.tls_secret is not None,
-        )
-        deployed = args.platform.deploy(_service(name, args, render_nginx_conf(conf)), parent=self)
+        config = render_nginx_conf(nginx_conf(args))
+        deployed = args.platform.deploy(_service(name, args, config), parent=self)
 
         if args.platform.name == "docker":
             url = f"http://127.0.0.1:{args.public_port}"
@@ -193,6 +183,22 @@ class Nginx(pulumi.ComponentResource):
         self.url = pulumi.Output.from_input(url)
         self.metrics_target = pulumi.Output.from_input(f"{deployed.host}:{EXPORTER_PORT}")
         self.register_outputs({"url": self.url, "metrics_target": self.metrics_target})
+
+
+def nginx_conf(args: NginxArgs) -> NginxConf:
+    """The NginxConf the component deploys for `args`."""
+    return NginxConf(
+        upstream=args.upstream,
+        server_name=args.server_name,
+        allowed_origins=args.allowed_origins,
+        rate_per_second=args.rate_per_second,
+        burst=args.burst,
+        client_max_body_size=args.client_max_body_size,
+        tls=TlsFiles(certificate=f"{TLS_DIR}/tls.crt", key=f"{TLS_DIR}/tls.key")
+        if args.tls_at_nginx
+        else None,
+        hsts=args.tls_secret is not None,
+    )
 
 
 def _service(name: str, args: NginxArgs, config: str) -> ServiceSpec:

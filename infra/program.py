@@ -49,6 +49,24 @@ def _platform(settings: Settings) -> Platform:
     )
 
 
+def edge_args(settings: Settings, platform: Platform) -> NginxArgs:
+    """The edge proxy's args for the stack; the tests render the same nginx.conf from them."""
+    edge = settings.edge
+    return NginxArgs(
+        platform=platform,
+        upstream=f"app:{app_service.PORT}",
+        server_name=edge.host,
+        allowed_origins=settings.app.allowed_origins,
+        rate_per_second=edge.rate_per_second,
+        burst=edge.burst,
+        client_max_body_size=edge.client_max_body_size,
+        tls_secret=edge.tls_secret,
+        tls_at_ingress=edge.ingress_class is not None,
+        replicas=1 if settings.platform == "docker" else 2,
+        public_port=edge.public_port,
+    )
+
+
 def run(settings: Settings) -> None:
     """Register the whole system for one stack and export its outputs."""
     platform = _platform(settings)
@@ -96,23 +114,7 @@ def run(settings: Settings) -> None:
             after=(database, cache),
         ),
     )
-    edge = settings.edge
-    edge_proxy = Nginx(
-        "nginx",
-        NginxArgs(
-            platform=platform,
-            upstream=f"app:{app_service.PORT}",
-            server_name=edge.host,
-            allowed_origins=settings.app.allowed_origins,
-            rate_per_second=edge.rate_per_second,
-            burst=edge.burst,
-            client_max_body_size=edge.client_max_body_size,
-            tls_secret=edge.tls_secret,
-            tls_at_ingress=edge.ingress_class is not None,
-            replicas=1 if settings.platform == "docker" else 2,
-            public_port=edge.public_port,
-        ),
-    )
+    edge_proxy = Nginx("nginx", edge_args(settings, platform))
     monitoring_settings = settings.monitoring
     monitoring = Monitoring(
         "monitoring",

@@ -19,13 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import psycopg
 
-from components.nginx import NginxConf
+from components.nginx import NginxConf, TlsFiles
 
 
 def free_port() -> int:
@@ -338,6 +339,10 @@ class NginxServer:
     def access_log(self) -> list[dict]:
         return self.server.json_lines()
 
+    def access_line(self, request_id: str, timeout: float = 5) -> dict:
+        """The access log line of the request with this id (written once it is answered)."""
+        return _line_with_id(self.access_log, request_id, timeout, "nginx access log")
+
 
 @dataclass
 class PrometheusServer:
@@ -501,8 +506,43 @@ class LiveApp:
     def log_lines(self) -> list[dict]:
         return self.server.json_lines()
 
+    def access_lines(self) -> list[dict]:
+        return [line for line in self.log_lines() if line.get("logger") == "app.access"]
+
+    def access_line(self, request_id: str, timeout: float = 5) -> dict:
+        """The app's access log line for the request with this id (written as it goes)."""
+        return _line_with_id(self.access_lines, request_id, timeout, "app.access log")
+
     def stop(self) -> int | None:
         return self.server.stop(timeout=30)
+
+
+def _line_with_id(
+    lines: Callable[[], list[dict]], request_id: str, timeout: float, log: str
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in lines():
+            if line.get("request_id") == request_id:
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"no {log} line with request_id {request_id!r}")
+
+
+def self_signed_certificate(root: Path, host: str, key_type: str = "rsa") -> TlsFiles:
+    """A one-day self-signed certificate for `host` under `root`, made with the openssl CLI;
+    `key_type` is "rsa" (2048 bits) or "ecdsa" (P-256)."""
+    new_key = {"rsa": ["rsa:2048"], "ecdsa": ["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]}
+    cert, key = root / f"{host}-{key_type}.crt", root / f"{host}-{key_type}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", *new_key[key_type], "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}",
+         "-addext", f"subjectAltName=DNS:{host}"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    # As root nginx reads the key in the master; the workers (nobody) never need it.
+    return TlsFiles(certificate=str(cert), key=str(key))
 
 
 def nginx_test_conf(root: Path, port: int, **fields: object) -> NginxConf:

@@ -1,0 +1,358 @@
+"""The edge attacked from outside, as the stacks deploy it (issue 18).
+
+The real nginx runs the exact nginx.conf the production (or dev) stack renders: the NginxConf the
+program builds from the stack's settings, with only the ports, paths, upstream address and
+certificate files replaced for loopback (and the unreplaced conf renders to the very text the
+stack ships). Behind it runs the real app (`python -m app`) with the environment the stack gives
+it, on the real PostgreSQL and Redis of the test session. Each test uses its own loopback source
+address (127.0.0.x) where limits or buckets would otherwise mix tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import shutil
+import socket
+import ssl
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from app import security
+from app.settings import Settings
+from components.nginx import NginxConf, TlsFiles, nginx_conf, render_nginx_conf
+from infra import program
+from stacks import load_settings
+from tests.app_process import TEST_SECRET, app_env, flush_redis
+from tests.mocks import StackRun, build_stack, run_program, stack_config, unwrap
+from tests.servers import (
+    REPO_ROOT,
+    LiveApp,
+    NginxServer,
+    PostgresServer,
+    RedisServer,
+    free_port,
+    new_temp_root,
+    self_signed_certificate,
+)
+
+pytestmark = pytest.mark.servers
+
+ITEMS = "/api/v1/items"
+NGINX_ADDRESS = "127.0.0.1"
+"""Where nginx's connections to the app come from on loopback: the platform network the stack
+names (FORWARDED_ALLOW_IPS) is this address here."""
+LOOPBACK_FIELDS = frozenset(
+    {"bind", "listen_port", "tls_port", "status_listen", "temp_dir", "pid_path", "upstream", "tls"}
+)
+"""The only NginxConf fields a test replaces."""
+EDGE_REDIS_DB = 9
+"""First Redis database of the apps started here (9 to 11); the other app tests use 7 and 8."""
+
+
+# --- The stack's edge, as rendered ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackEdge:
+    """What a stack deploys at the edge, read from the program run under mocks."""
+
+    conf: NginxConf
+    """The NginxConf the program builds from the stack's settings."""
+    shipped: str
+    """The nginx.conf text in the rendered stack (ConfigMap or Docker upload)."""
+    app_env: dict[str, str]
+    """The app container's plain (non-secret) environment."""
+
+
+def _overrides(stack: str, edge: dict[str, Any] | None) -> dict[str, str]:
+    if edge is None:
+        return {}
+    stack_file = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return {"edge": json.dumps({**stack_file["config"]["safeguard:edge"], **edge})}
+
+
+def stack_edge(stack: str, edge: dict[str, Any] | None = None) -> StackEdge:
+    """The stack's edge; `edge` adds keys to its safeguard:edge settings."""
+    overrides = _overrides(stack, edge)
+    run = build_stack(stack, **overrides)
+    config, secret_keys = stack_config(stack)
+    config.update({f"safeguard:{key}": value for key, value in overrides.items()})
+    built: list[NginxConf] = []
+
+    def edge_only() -> None:
+        settings = load_settings()
+        built.append(nginx_conf(program.edge_args(settings, program._platform(settings))))
+
+    run_program(edge_only, stack=stack, config=config, secret_keys=secret_keys)
+    return StackEdge(conf=built[0], shipped=_shipped_nginx_conf(run), app_env=_app_env(run))
+
+
+def _shipped_nginx_conf(run: StackRun) -> str:
+    for resource in run.resources:
+        inputs = unwrap(resource.inputs)
+        if resource.kind == "ConfigMap" and inputs["metadata"]["name"] == "nginx-config":
+            return inputs["data"]["nginx.conf"]
+        if resource.kind == "Container" and inputs["name"].endswith("-nginx"):
+            (upload,) = [u for u in inputs["uploads"] if u["file"].endswith("/nginx.conf")]
+            return upload["content"]
+    raise AssertionError("the stack ships no nginx.conf")
+
+
+def _app_env(run: StackRun) -> dict[str, str]:
+    for resource in run.resources:
+        inputs = unwrap(resource.inputs)
+        if resource.kind == "ConfigMap" and inputs["metadata"]["name"] == "app-app-env":
+            return dict(inputs["data"])
+        if resource.kind == "Container" and inputs["name"].endswith("-app"):
+            pairs = (entry.split("=", 1) for entry in inputs["envs"])
+            secret = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "API_KEYS"}
+            return {key: value for key, value in pairs if key not in secret}
+    raise AssertionError("the stack has no app container")
+
+
+def loopback_app_env(stack_env: dict[str, str], database: str, redis_url: str) -> dict[str, str]:
+    """The stack's app environment on loopback: the platform network nginx connects from is
+    NGINX_ADDRESS here ("*" stays "*": it means every address anywhere), and the app migrates
+    itself (the stack runs an init container for that)."""
+    env = {key: value for key, value in stack_env.items() if key != "PORT"}
+    if env["FORWARDED_ALLOW_IPS"] != "*":
+        env["FORWARDED_ALLOW_IPS"] = NGINX_ADDRESS
+    env["MIGRATE_ON_STARTUP"] = "true"
+    return app_env(database, redis_url, **env)
+
+
+# --- A running edge -------------------------------------------------------------------------
+
+
+class NamedTLS(httpx.HTTPTransport):
+    """Connects to 127.0.0.1 but names `host` in the TLS handshake (SNI), as a browser would."""
+
+    def __init__(self, host: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.extensions = {**request.extensions, "sni_hostname": self.host}
+        return super().handle_request(request)
+
+
+@dataclass
+class Edge:
+    """nginx on a stack's conf (loopback fields replaced) in front of the app on its env."""
+
+    stack: StackEdge
+    conf: NginxConf
+    nginx: NginxServer
+    app: LiveApp
+    redis_url: str
+
+    @property
+    def host(self) -> str:
+        return self.conf.server_name
+
+    @property
+    def plain_port(self) -> int:
+        return self.conf.listen_port
+
+    @property
+    def service_port(self) -> int:
+        """Where the service itself answers: HTTPS when the stack has TLS."""
+        return self.conf.tls_port if self.conf.tls else self.conf.listen_port
+
+    def tls_context(self, check_name: bool = True) -> ssl.SSLContext:
+        assert self.conf.tls is not None
+        context = ssl.create_default_context(cafile=self.conf.tls.certificate)
+        context.check_hostname = check_name
+        return context
+
+    def client(self, source: str | None = None, host: str | None = None) -> httpx.Client:
+        """A client of the service from `source`, naming `host` in the Host header (the
+        service's name by default; the TLS handshake always names the service)."""
+        options: dict[str, Any] = {"local_address": source} if source else {}
+        if self.conf.tls:
+            transport = NamedTLS(self.host, verify=self.tls_context(), **options)
+        else:
+            transport = httpx.HTTPTransport(**options)
+        return httpx.Client(
+            base_url=f"{'https' if self.conf.tls else 'http'}://127.0.0.1:{self.service_port}",
+            headers={"Host": host or self.host},
+            transport=transport,
+            timeout=10,
+        )
+
+    def direct(self, source: str | None = None) -> httpx.Client:
+        """A client of the app itself, as the platform's probes (or a neighbour) reach it."""
+        transport = httpx.HTTPTransport(local_address=source) if source else None
+        return httpx.Client(base_url=self.app.base_url, transport=transport, timeout=10)
+
+    def connect(self, source: str = "127.0.0.1", tls: bool = True, sni: str | None = "") -> Any:
+        """A raw connection to the service port (`tls`) or the plain port; `sni` "" names the
+        service in the handshake, None names nothing."""
+        port = self.service_port if tls else self.plain_port
+        sock = socket.create_connection(("127.0.0.1", port), timeout=15, source_address=(source, 0))
+        if not (tls and self.conf.tls):
+            return sock
+        try:
+            name = self.host if sni == "" else sni
+            return self.tls_context(check_name=name is not None).wrap_socket(
+                sock, server_hostname=name
+            )
+        except ssl.SSLError:
+            sock.close()
+            raise
+
+    def exchange(self, request: bytes, source: str = "127.0.0.1", tls: bool = True) -> Answer:
+        """Send raw bytes (what httpx would normalize) and read one HTTP answer."""
+        with self.connect(source, tls) as sock:
+            sock.sendall(request)
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            return Answer(response.status, httpx.Headers(response.getheaders()), response.read())
+
+    def app_saw(self, request_ids: list[str]) -> set[str]:
+        """Which of these request ids reached the app. A request sent afterwards must be in
+        the app's log first, so a refused one would have had time to get there too."""
+        sentinel = uuid.uuid4().hex
+        with self.client() as c:
+            assert c.get(ITEMS, headers={"X-Request-ID": sentinel}).status_code == 200
+        self.app.access_line(sentinel)
+        seen = {line.get("request_id") for line in self.app.access_lines()}
+        return seen & set(request_ids)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer read off a raw connection."""
+
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def request_bytes(*lines: str, body: bytes = b"") -> bytes:
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def loopback_conf(
+    deployed: NginxConf, root: Path, upstream: str, tls: TlsFiles | None
+) -> NginxConf:
+    """The stack's conf with what must differ on a test machine: ports on 127.0.0.1, files
+    under `root`, the app's loopback address and test certificate files."""
+    return dataclasses.replace(
+        deployed,
+        bind="127.0.0.1",
+        listen_port=free_port(),
+        tls_port=free_port(),
+        status_listen=f"127.0.0.1:{free_port()}",
+        temp_dir=str(root),
+        pid_path=str(root / "nginx.pid"),
+        upstream=upstream,
+        tls=tls if deployed.tls is not None else None,
+    )
+
+
+@contextmanager
+def running_edge(
+    stack: str,
+    postgres: PostgresServer,
+    redis_url: str,
+    edge: dict[str, Any] | None = None,
+    key_type: str = "rsa",
+) -> Iterator[Edge]:
+    """The stack's edge and app running on loopback until the block ends."""
+    deployed = stack_edge(stack, edge)
+    root = new_temp_root(f"safeguard-edge-{stack}-")
+    name = f"edge_{uuid.uuid4().hex[:12]}"
+    database = postgres.create_database(name)
+    flush_redis(redis_url)
+    app = LiveApp(root=root / "app", env=loopback_app_env(deployed.app_env, database, redis_url))
+    tls = self_signed_certificate(root, deployed.conf.server_name, key_type)
+    conf = loopback_conf(deployed.conf, root, f"127.0.0.1:{app.port}", tls)
+    nginx = NginxServer(root=root, config=render_nginx_conf(conf), port=conf.listen_port)
+    try:
+        app.start()
+        nginx.start()
+        yield Edge(stack=deployed, conf=conf, nginx=nginx, app=app, redis_url=redis_url)
+    finally:
+        nginx.stop()
+        app.stop()
+        postgres.drop_database(name)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def production(postgres_server: PostgresServer, redis_server: RedisServer) -> Iterator[Edge]:
+    with running_edge("production", postgres_server, redis_server.url(EDGE_REDIS_DB)) as edge:
+        yield edge
+
+
+@pytest.fixture(scope="module")
+def dev(postgres_server: PostgresServer, redis_server: RedisServer) -> Iterator[Edge]:
+    with running_edge("dev", postgres_server, redis_server.url(EDGE_REDIS_DB + 1)) as edge:
+        yield edge
+
+
+@pytest.fixture
+def second_redis_url(redis_server: RedisServer) -> str:
+    """Redis for a second edge started by one test (the module's edges keep theirs)."""
+    return redis_server.url(EDGE_REDIS_DB + 2)
+
+
+def production_security_headers() -> dict[str, str]:
+    """The app's security headers in production, plus the one only nginx sends."""
+    settings = Settings(
+        database_url="postgresql://u:p@localhost/db",
+        redis_url="redis://localhost",
+        app_env="production",
+        secret_key=TEST_SECRET,
+    )
+    headers = {k.decode(): v.decode() for k, v in security.security_headers(settings)}
+    headers["permissions-policy"] = "geolocation=(), microphone=(), camera=()"
+    return headers
+
+
+def assert_nginx_error(answer: Answer | httpx.Response, status: int, error: str) -> None:
+    """One of nginx's own answers: the JSON shape, its request id, the security headers."""
+    assert answer.status_code == status, answer.text[:200]
+    assert "<html" not in answer.text.lower()
+    body = answer.json()
+    assert body["error"] == error, body
+    assert body["request_id"] == answer.headers["x-request-id"]
+    assert answer.headers["content-type"].startswith("application/json")
+    for name, value in production_security_headers().items():
+        assert answer.headers.get_list(name) == [value], name
+
+
+# --- The conf under test is the one the stacks ship ------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["production", "dev"])
+def test_the_conf_under_test_is_the_one_the_stack_ships(stack: str) -> None:
+    deployed = stack_edge(stack)
+    assert render_nginx_conf(deployed.conf) == deployed.shipped
+    tls = TlsFiles(certificate="/test/tls.crt", key="/test/tls.key")
+    adapted = loopback_conf(deployed.conf, Path("/test"), "127.0.0.1:1", tls)
+    changed = {
+        f.name
+        for f in dataclasses.fields(NginxConf)
+        if getattr(adapted, f.name) != getattr(deployed.conf, f.name)
+    }
+    assert changed <= LOOPBACK_FIELDS
+    assert (adapted.tls is None) == (deployed.conf.tls is None)
