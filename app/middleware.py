@@ -33,6 +33,7 @@ error_logger = logging.getLogger("app.errors")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_MAX_CLIENT_LENGTH = 64
 
 
 def accept_request_id(candidate: str | None) -> str:
@@ -40,6 +41,13 @@ def accept_request_id(candidate: str | None) -> str:
     if candidate is not None and _SAFE_REQUEST_ID.fullmatch(candidate):
         return candidate
     return uuid.uuid4().hex
+
+
+def client_address(scope: Scope) -> str | None:
+    """The client address the app uses (the proxy's X-Forwarded-For once uvicorn believed it),
+    cut to a length no address exceeds so a trusted proxy's odd value cannot bloat the log."""
+    client = scope.get("client")
+    return client[0][:_MAX_CLIENT_LENGTH] if client else None
 
 
 def route_template(scope: Scope) -> str:
@@ -182,6 +190,11 @@ class RequestContextMiddleware:
                 method,
                 path,
                 status,
-                extra={"status": status, "duration_ms": round(duration * 1000, 2), "route": route},
+                extra={
+                    "status": status,
+                    "duration_ms": round(duration * 1000, 2),
+                    "route": route,
+                    "client": client_address(scope),
+                },
             )
             request_context.reset(token)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import time
@@ -35,6 +36,10 @@ logger = logging.getLogger("app.ratelimit")
 EXEMPT_PREFIXES = ("/health", "/metrics")
 _NAMESPACE = "safeguard"
 _WARN_EVERY_SECONDS = 10.0
+IPV6_BUCKET_PREFIX = 64
+"""IPv6 clients share a bucket per /64: one subscriber usually holds a whole /64, and counting
+single addresses would give them 2**64 buckets."""
+UNPARSABLE_CLIENT = "unparsable"
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ class RateLimiter:
 
 
 def client_key(scope: Scope, settings: Settings) -> str:
-    """The bucket: a keyed hash of a *valid* API key, else the client IP.
+    """The bucket: a keyed hash of a *valid* API key, else the client's address.
 
     Only accepted keys get their own bucket; otherwise anyone could dodge the per-IP limit by
     sending a fresh made-up key with each request. The key is HMAC'd with SECRET_KEY so Redis
@@ -122,7 +127,23 @@ def client_key(scope: Scope, settings: Settings) -> str:
         ).hexdigest()
         return f"key:{digest[:32]}"
     client = scope.get("client")
-    return f"ip:{client[0] if client else 'unknown'}"
+    return f"ip:{address_bucket(client[0] if client else None)}"
+
+
+def address_bucket(host: str | None) -> str:
+    """The client's address as a bucket name of bounded length: an IPv4 address, an IPv6 /64,
+    or one shared bucket for whatever does not parse as an address (a trusted proxy's header
+    is the only way such a value gets here, and it must not mint keys of its choosing)."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return UNPARSABLE_CLIENT
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        network = ipaddress.IPv6Network((int(address), IPV6_BUCKET_PREFIX), strict=False)
+        return str(network)
+    return str(address)
 
 
 class RateLimitMiddleware:

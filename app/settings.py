@@ -6,6 +6,7 @@ it to `create_app`, or call `get_settings.cache_clear()`.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -137,6 +138,25 @@ class Settings(BaseSettings):
                 "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str, info: ValidationInfo) -> str:
+        # uvicorn takes an entry it cannot parse as a host name and trusts nothing for it, so
+        # a typo would silently turn the proxy headers off; refuse it instead.
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if "*" in entries and info.data.get("app_env") == "production":
+            raise ValueError("'*' is refused in production: name the proxy's addresses")
+        bad = []
+        for entry in entries:
+            try:
+                if entry != "*":
+                    ipaddress.ip_network(entry)
+            except ValueError:
+                bad.append(entry)
+        if bad:
+            raise ValueError(f"not an IP address or network: {', '.join(bad)}")
+        return ",".join(entries)
 
     @field_validator("allowed_origins")
     @classmethod

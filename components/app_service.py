@@ -25,6 +25,7 @@ from infra.spec import (
     Probes,
     ServiceSpec,
     is_pinned_image,
+    network_problem,
 )
 
 PORT = 8000
@@ -58,6 +59,10 @@ class AppServiceArgs:
     """HPA maximum; None: no HPA."""
     allowed_origins: tuple[str, ...] = ()
     """CORS allowlist (ALLOWED_ORIGINS)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Networks the app's callers connect from (where nginx's connections come from): only from
+    these does the app take the client address from X-Forwarded-For (FORWARDED_ALLOW_IPS).
+    Empty: from nowhere; the connecting address is the client's."""
     api_keys: pulumi.Input[str] | None = None
     """Comma-separated API keys (secret); None: the app runs without any."""
     log_level: str = "INFO"
@@ -84,6 +89,7 @@ class AppServiceArgs:
             problems.append("autoscale_max must be at least replicas")
         if "*" in self.allowed_origins:
             problems.append("allowed_origins must list origins, never '*'")
+        problems += [p for n in self.trusted_proxies if (p := network_problem(n)) is not None]
         if problems:
             raise ValueError("AppServiceArgs: " + "; ".join(problems))
 
@@ -152,9 +158,10 @@ def _service(
         # The init step migrates before any new pod starts; replicas racing to migrate on
         # startup is exactly what it avoids.
         "MIGRATE_ON_STARTUP": "false",
-        # Only nginx (and Prometheus) may connect, as the NetworkPolicy ensures, so the proxy
-        # headers it sets are trusted and the app sees the real client address.
-        "FORWARDED_ALLOW_IPS": "*",
+        # nginx replaces X-Forwarded-For with the client address it decided on; only a peer in
+        # these networks is believed, so a client reaching the app another way cannot pick its
+        # own address (and rate-limit bucket).
+        "FORWARDED_ALLOW_IPS": ",".join(args.trusted_proxies),
     }
     secrets: dict[str, pulumi.Input[str]] = {
         "DATABASE_URL": pulumi.Output.secret(args.database_url),

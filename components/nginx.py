@@ -31,6 +31,7 @@ from infra.spec import (
     Publish,
     ServiceSpec,
     is_pinned_image,
+    network_problem,
 )
 
 LISTEN_PORT = 8080
@@ -81,6 +82,9 @@ class NginxConf:
     """Writable pid file path."""
     server_name: str = "_"
     """Host name served; "_" matches any."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Networks of the load balancers in front of nginx: only from these peers does nginx take
+    the client address from X-Forwarded-For. Empty: the connecting address is the client's."""
     allowed_origins: tuple[str, ...] = ()
     """CORS allowlist."""
     rate_per_second: int = 20
@@ -104,6 +108,7 @@ class NginxConf:
             for o in self.allowed_origins
             if not _ORIGIN.match(o)
         ]
+        problems += [p for n in self.trusted_proxies if (p := network_problem(n)) is not None]
         if not _SIZE.match(self.client_max_body_size):
             problems.append(f"client_max_body_size {self.client_max_body_size!r} is not a size")
         if self.rate_per_second < 1 or self.burst < 0:
@@ -128,6 +133,8 @@ class NginxArgs:
     """host:port of the app."""
     server_name: str = "_"
     """Public host name."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Networks of the load balancers in front of nginx whose X-Forwarded-For it believes."""
     allowed_origins: tuple[str, ...] = ()
     """CORS allowlist."""
     rate_per_second: int = 20
@@ -152,11 +159,16 @@ class NginxArgs:
     """Sidecar translating stub_status into metrics (a scratch image: no shell, no wget)."""
 
     def __post_init__(self) -> None:
-        for image in (self.image, self.exporter_image):
-            if not is_pinned_image(image):
-                raise ValueError(f"NginxArgs: image {image!r} must be pinned")
+        problems = [
+            f"image {image!r} must be pinned"
+            for image in (self.image, self.exporter_image)
+            if not is_pinned_image(image)
+        ]
         if self.replicas < 1:
-            raise ValueError("NginxArgs: replicas must be at least 1")
+            problems.append("replicas must be at least 1")
+        problems += [p for n in self.trusted_proxies if (p := network_problem(n)) is not None]
+        if problems:
+            raise ValueError("NginxArgs: " + "; ".join(problems))
 
     @property
     def tls_at_nginx(self) -> bool:
@@ -190,6 +202,7 @@ def nginx_conf(args: NginxArgs) -> NginxConf:
     return NginxConf(
         upstream=args.upstream,
         server_name=args.server_name,
+        trusted_proxies=args.trusted_proxies,
         allowed_origins=args.allowed_origins,
         rate_per_second=args.rate_per_second,
         burst=args.burst,

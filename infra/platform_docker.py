@@ -255,12 +255,14 @@ def _docker_labels(service: str, instance: str) -> list[dict[str, str]]:
     return [{"label": k, "value": v} for k, v in sorted(labels(service, instance).items())]
 
 
-def prepare_networks(instance: str) -> tuple[docker.Network, docker.Network]:
-    """The private `backend` network (no route out) and the `edge` network that publishes ports."""
+def prepare_networks(instance: str, backend_subnet: str) -> tuple[docker.Network, docker.Network]:
+    """The private `backend` network (no route out) on `backend_subnet`, and the `edge` network
+    that publishes ports. The subnet is fixed so the app can name where its callers are."""
     backend = docker.Network(
         "network-backend",
         name=f"{instance}-backend",
         internal=True,
+        ipam_configs=[{"subnet": backend_subnet}],
         labels=_docker_labels("backend", instance),
     )
     edge = docker.Network(

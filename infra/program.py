@@ -35,7 +35,9 @@ def _compute(c: ComputeSettings) -> Compute:
 def _platform(settings: Settings) -> Platform:
     instance = settings.stack
     if settings.platform == "docker":
-        backend, edge = prepare_networks(f"safeguard-{instance}")
+        backend, edge = prepare_networks(
+            f"safeguard-{instance}", backend_subnet=settings.edge.internal_network[0]
+        )
         return DockerPlatform(instance=f"safeguard-{instance}", backend=backend, edge=edge)
     namespace = prepare_namespace(settings.namespace, instance)
     return KubernetesPlatform(
@@ -56,6 +58,7 @@ def edge_args(settings: Settings, platform: Platform) -> NginxArgs:
         platform=platform,
         upstream=f"app:{app_service.PORT}",
         server_name=edge.host,
+        trusted_proxies=edge.trusted_proxies,
         allowed_origins=settings.app.allowed_origins,
         rate_per_second=edge.rate_per_second,
         burst=edge.burst,
@@ -110,6 +113,7 @@ def run(settings: Settings) -> None:
             replicas=settings.app.replicas,
             autoscale_max=settings.app.autoscale_max,
             allowed_origins=settings.app.allowed_origins,
+            trusted_proxies=settings.edge.internal_network,
             log_level=settings.app.log_level,
             after=(database, cache),
         ),

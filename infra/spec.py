@@ -9,6 +9,7 @@ platforms for every workload.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,15 @@ def is_pinned_image(image: str) -> bool:
         return False
     tag = last.rsplit(":", 1)[1]
     return bool(_TAG.match(tag)) and tag != "latest"
+
+
+def network_problem(cidr: str) -> str | None:
+    """Why `cidr` is not an IP network such as 10.0.0.0/8 or 2001:db8::/32 (None if it is)."""
+    try:
+        ipaddress.ip_network(cidr)
+    except ValueError as error:
+        return f"{cidr!r} is not an IP network ({error})"
+    return None
 
 
 def memory_mb(quantity: str) -> int:

@@ -7,6 +7,7 @@ missing value, a production rule broken) is collected, and `load_settings` raise
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import pulumi
 
-from infra.spec import is_pinned_image
+from infra.spec import is_pinned_image, network_problem
 
 NAMESPACE = "safeguard"
 Environment = Literal["development", "staging", "production"]
@@ -27,6 +28,11 @@ _DEFAULT_ENVIRONMENT: dict[str, Environment] = {
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+DOCKER_BACKEND_SUBNET = "10.213.0.0/24"
+"""Docker: the backend network's subnet unless edge.internalNetwork names another."""
+PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+"""Kubernetes: where pod addresses come from unless edge.internalNetwork names the cluster's
+pod CIDR (RFC 1918: every common CNI's default lies inside)."""
 
 
 class SettingsError(ValueError):
@@ -95,6 +101,11 @@ class EdgeSettings:
     ingress_class: str | None
     public_port: int
     """Docker: the port published on 127.0.0.1."""
+    trusted_proxies: tuple[str, ...]
+    """Networks of the load balancers in front of nginx whose X-Forwarded-For nginx believes."""
+    internal_network: tuple[str, ...]
+    """Where nginx's connections to the app come from; the app believes X-Forwarded-For from
+    there only. Docker: the backend network's subnet; Kubernetes: the pod network."""
     rate_per_second: int
     burst: int
     client_max_body_size: str
@@ -222,7 +233,7 @@ def load_settings(stack: str | None = None, config: pulumi.Config | None = None)
     app = _app(_object(config, "app", problems), stack)
     postgres = _postgres(_object(config, "postgres", problems))
     redis = _redis(_object(config, "redis", problems))
-    edge = _edge(_object(config, "edge", problems))
+    edge = _edge(_object(config, "edge", problems), platform)
     monitoring = _monitoring(_object(config, "monitoring", problems), config)
 
     settings = Settings(
@@ -324,7 +335,8 @@ def _redis(s: _Section) -> RedisSettings:
     )
 
 
-def _edge(s: _Section) -> EdgeSettings:
+def _edge(s: _Section, platform: str) -> EdgeSettings:
+    internal = (DOCKER_BACKEND_SUBNET,) if platform == "docker" else PRIVATE_NETWORKS
     return _finish(
         s,
         lambda: EdgeSettings(
@@ -333,6 +345,8 @@ def _edge(s: _Section) -> EdgeSettings:
             service_type=s.get("serviceType", str, "ClusterIP"),
             ingress_class=s.get("ingressClass", str, None),
             public_port=s.get("publicPort", int, 8080),
+            trusted_proxies=s.strings("trustedProxies", ()),
+            internal_network=s.strings("internalNetwork", internal),
             rate_per_second=s.get("ratePerSecond", int, 20),
             burst=s.get("burst", int, 40),
             client_max_body_size=s.get("clientMaxBodySize", str, "1m"),
@@ -352,6 +366,40 @@ def _monitoring(s: _Section, config: pulumi.Config) -> MonitoringSettings:
             warning_webhook=config.get_secret("alertWebhookWarning"),
         ),
     )
+
+
+def _edge_rules(edge: EdgeSettings, platform: str) -> list[str]:
+    problems: list[str] = []
+    _choice(edge.service_type, "edge.serviceType", _SERVICE_TYPES, problems)
+    if not 1 <= edge.public_port <= 65535:
+        problems.append(f"{NAMESPACE}:edge.publicPort: not a TCP port ({edge.public_port})")
+    for key, networks in (
+        ("trustedProxies", edge.trusted_proxies),
+        ("internalNetwork", edge.internal_network),
+    ):
+        problems += [
+            f"{NAMESPACE}:edge.{key}: {problem}"
+            for network in networks
+            if (problem := network_problem(network)) is not None
+        ]
+    if not edge.internal_network:
+        problems.append(
+            f"{NAMESPACE}:edge.internalNetwork: must name where nginx reaches the app from; "
+            "empty, the app would take every client for nginx"
+        )
+    elif (
+        platform == "docker"
+        and all(network_problem(network) is None for network in edge.internal_network)
+        and (
+            len(edge.internal_network) != 1
+            or ipaddress.ip_network(edge.internal_network[0]).version != 4
+        )
+    ):
+        problems.append(
+            f"{NAMESPACE}:edge.internalNetwork: on docker, one IPv4 subnet for the backend "
+            f"network, got {list(edge.internal_network)}"
+        )
+    return problems
 
 
 def _rules(s: Settings) -> list[str]:
@@ -375,9 +423,7 @@ def _rules(s: Settings) -> list[str]:
     for origin in app.allowed_origins:
         if origin != "*" and not origin.startswith(("https://", "http://")):
             problems.append(f"{NAMESPACE}:app.allowedOrigins: {origin!r} is not an http(s) origin")
-    _choice(s.edge.service_type, "edge.serviceType", _SERVICE_TYPES, problems)
-    if not 1 <= s.edge.public_port <= 65535:
-        problems.append(f"{NAMESPACE}:edge.publicPort: not a TCP port ({s.edge.public_port})")
+    problems += _edge_rules(s.edge, s.platform)
     if s.postgres.backup_retention_days < 1:
         problems.append(f"{NAMESPACE}:postgres.backupRetentionDays: must be at least 1")
 

@@ -74,6 +74,13 @@ def test_production_accepts_a_safe_configuration(environment: MakeSettings) -> N
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
         ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),
         ({"APP_ENV": "production", "SECRET_KEY": "s" * 31}, "SECRET_KEY"),
+        # uvicorn would read these as names and believe no proxy, silently.
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.1/8"}, "FORWARDED_ALLOW_IPS"),
+        ({"FORWARDED_ALLOW_IPS": "127.0.0.1,nginx"}, "FORWARDED_ALLOW_IPS"),
+        (
+            {"APP_ENV": "production", "SECRET_KEY": "s" * 32, "FORWARDED_ALLOW_IPS": "*"},
+            "FORWARDED_ALLOW_IPS",
+        ),
     ],
 )
 def test_invalid_values_are_named(
@@ -84,8 +91,11 @@ def test_invalid_values_are_named(
     assert f"  - {variable}:" in describe_errors(caught.value)
 
 
-def test_wildcard_origin_is_fine_outside_production(environment: MakeSettings) -> None:
+def test_wildcards_are_fine_outside_production(environment: MakeSettings) -> None:
     assert environment(ALLOWED_ORIGINS="*").allowed_origins == ["*"]
+    assert environment(FORWARDED_ALLOW_IPS="*").forwarded_allow_ips == "*"
+    proxies = environment(FORWARDED_ALLOW_IPS=" 10.0.0.0/8, 2001:db8::1 ,").forwarded_allow_ips
+    assert proxies == "10.0.0.0/8,2001:db8::1"
 
 
 def test_env_example_documents_every_setting() -> None:

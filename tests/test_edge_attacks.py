@@ -16,6 +16,7 @@ import json
 import shutil
 import socket
 import ssl
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,9 +26,11 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import yaml
 
 from app import security
+from app.ratelimit import UNPARSABLE_CLIENT, address_bucket, client_key
 from app.settings import Settings
 from components.nginx import NginxConf, TlsFiles, nginx_conf, render_nginx_conf
 from infra import program
@@ -356,3 +359,135 @@ def test_the_conf_under_test_is_the_one_the_stack_ships(stack: str) -> None:
     }
     assert changed <= LOOPBACK_FIELDS
     assert (adapted.tls is None) == (deployed.conf.tls is None)
+
+
+# --- 1. The client address is nginx's to decide ----------------------------------------------
+
+
+def _paced(client: httpx.Client, count: int, per_second: float, **kwargs: Any) -> list:
+    # Below the edge's own rate, so every answer here is the app's.
+    answers = []
+    for _ in range(count):
+        started = time.monotonic()
+        answers.append(client.get(ITEMS, **kwargs))
+        time.sleep(max(0.0, 1 / per_second - (time.monotonic() - started)))
+    return answers
+
+
+def test_a_forged_x_forwarded_for_neither_opens_a_bucket_nor_locks_anyone_out(
+    production: Edge,
+) -> None:
+    attacker, victim = "127.0.0.11", "127.0.0.12"
+    rate = production.conf.rate_per_second * 0.8
+    with production.client(attacker) as c:
+        first = c.get(ITEMS)
+        limit = int(first.headers["x-ratelimit-limit"])
+        spent = _paced(c, limit, rate)
+        assert [r.status_code for r in spent][-1] == 429
+        assert spent[-1].json()["error_code"] == "rate_limited"  # the app's 429
+
+        forged = [c.get(ITEMS, headers={"X-Forwarded-For": f"10.0.0.{i}"}) for i in range(1, 31)]
+        assert {r.status_code for r in forged} == {429}, "a forged address opened a bucket"
+        framing = _paced(c, 20, rate, headers={"X-Forwarded-For": victim})
+        assert {r.status_code for r in framing} == {429}
+
+    with production.client(victim) as v:
+        fresh = v.get(ITEMS)
+    assert fresh.status_code == 200
+    assert int(fresh.headers["x-ratelimit-remaining"]) == limit - 1, "the victim was charged"
+
+    # Both logs name the address used; nginx's also what the client claimed.
+    request_id = forged[0].headers["x-request-id"]
+    edge_line = production.nginx.access_line(request_id)
+    assert edge_line["remote_addr"] == edge_line["peer_addr"] == attacker
+    assert edge_line["x_forwarded_for"] == "10.0.0.1"
+    assert production.app.access_line(request_id)["client"] == attacker
+
+
+def test_an_oversized_forwarded_header_mints_no_long_key(production: Edge) -> None:
+    huge = "1" * 7000
+    with production.client("127.0.0.13") as c:
+        answer = c.get(ITEMS, headers={"X-Forwarded-For": huge})
+    assert answer.status_code == 200
+    edge_line = production.nginx.access_line(answer.headers["x-request-id"])
+    assert edge_line["x_forwarded_for"] == huge[:256]
+    assert production.app.access_line(answer.headers["x-request-id"])["client"] == "127.0.0.13"
+
+    # Even from the proxy itself (trusted), a value that is no address gets a short key.
+    with production.direct(NGINX_ADDRESS) as d:
+        trusted = d.get(ITEMS, headers={"X-Forwarded-For": huge})
+    assert trusted.status_code == 200
+    assert len(production.app.access_line(trusted.headers["x-request-id"])["client"]) <= 64
+    keys = redis.Redis.from_url(production.redis_url).keys("*")
+    assert keys and max(len(key) for key in keys) <= 100, max(keys, key=len)
+
+
+def test_the_app_believes_x_forwarded_for_only_from_its_proxy(production: Edge) -> None:
+    stack_value = production.stack.app_env["FORWARDED_ALLOW_IPS"]
+    assert stack_value != "*"
+    with production.direct("127.0.0.14") as d:
+        answer = d.get(ITEMS, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert answer.status_code == 200
+    assert production.app.access_line(answer.headers["x-request-id"])["client"] == "127.0.0.14"
+
+
+@pytest.mark.parametrize(
+    ("host", "bucket"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::2", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("1" * 7000, UNPARSABLE_CLIENT),
+        ("203.0.113.7, 10.0.0.1", UNPARSABLE_CLIENT),
+        ("", UNPARSABLE_CLIENT),
+        (None, UNPARSABLE_CLIENT),
+    ],
+)
+def test_a_client_address_becomes_a_bucket_of_bounded_length(host: str | None, bucket: str) -> None:
+    assert address_bucket(host) == bucket
+    scope = {"type": "http", "headers": [], "client": (host, 1) if host is not None else None}
+    key = client_key(scope, Settings(database_url="postgresql://u:p@h/d", redis_url="redis://h"))
+    assert key == f"ip:{bucket}" and len(key) <= 50
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_the_app_trusts_the_network_nginx_reaches_it_from(stack: str) -> None:
+    run = build_stack(stack)
+    trusted = _app_env(run)["FORWARDED_ALLOW_IPS"].split(",")
+    assert "*" not in trusted
+    settings_run: list = []
+    config, secret_keys = stack_config(stack)
+    run_program(
+        lambda: settings_run.append(load_settings()),
+        stack=stack,
+        config=config,
+        secret_keys=secret_keys,
+    )
+    assert trusted == list(settings_run[0].edge.internal_network)
+    if stack == "dev":
+        (network,) = [r for r in run.resources if r.kind == "Network" and "backend" in r.name]
+        assert unwrap(network.inputs)["ipamConfigs"] == [{"subnet": trusted[0]}]
+
+
+def test_behind_a_load_balancer_nginx_takes_the_address_it_appended(
+    postgres_server: PostgresServer, second_redis_url: str
+) -> None:
+    balancer, stranger = "127.0.0.20", "127.0.0.21"
+    with running_edge(
+        "production",
+        postgres_server,
+        second_redis_url,
+        edge={"trustedProxies": [f"{balancer}/32"]},
+    ) as edge:
+        # The client claims 198.51.100.7; the balancer appended the address it saw.
+        with edge.client(balancer) as lb:
+            relayed = lb.get(ITEMS, headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.8"})
+        with edge.client(stranger) as other:
+            direct = other.get(ITEMS, headers={"X-Forwarded-For": "203.0.113.9"})
+        assert relayed.status_code == direct.status_code == 200
+        line = edge.nginx.access_line(relayed.headers["x-request-id"])
+        assert (line["remote_addr"], line["peer_addr"]) == ("203.0.113.8", balancer)
+        assert edge.app.access_line(relayed.headers["x-request-id"])["client"] == "203.0.113.8"
+        assert edge.app.access_line(direct.headers["x-request-id"])["client"] == stranger

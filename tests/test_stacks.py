@@ -99,3 +99,23 @@ def test_production_settings_meet_the_production_rules() -> None:
     ]
     # Postgres, Redis, Prometheus, Alertmanager and Grafana keep their data on claims.
     assert len(claims) == 5
+
+
+def test_edge_settings_name_what_is_wrong() -> None:
+    with pytest.raises(SettingsError) as caught:
+        build_stack(
+            "staging",
+            edge='{"tlsSecret": "t", "trustedProxies": ["10.0.0.1/8"], "internalNetwork": []}',
+        )
+    problems = "\n".join(caught.value.problems)
+    for expected in (
+        "safeguard:edge.trustedProxies: '10.0.0.1/8' is not an IP network",
+        "safeguard:edge.internalNetwork: must name where nginx reaches the app from",
+    ):
+        assert expected in problems
+    with pytest.raises(SettingsError) as caught:
+        build_stack("dev", edge='{"internalNetwork": ["10.1.0.0/24", "10.2.0.0/24"]}')
+    assert caught.value.problems == [
+        "safeguard:edge.internalNetwork: on docker, one IPv4 subnet for the backend network, "
+        "got ['10.1.0.0/24', '10.2.0.0/24']"
+    ]
