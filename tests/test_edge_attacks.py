@@ -491,3 +491,17 @@ def test_behind_a_load_balancer_nginx_takes_the_address_it_appended(
         assert (line["remote_addr"], line["peer_addr"]) == ("203.0.113.8", balancer)
         assert edge.app.access_line(relayed.headers["x-request-id"])["client"] == "203.0.113.8"
         assert edge.app.access_line(direct.headers["x-request-id"])["client"] == stranger
+
+
+# --- 6. Credentials in query strings stay out of the logs -----------------------------------
+
+
+def test_query_strings_never_reach_the_access_log(production: Edge) -> None:
+    secret = f"key-{uuid.uuid4().hex}"
+    with production.client("127.0.0.35") as c:
+        answer = c.get(f"{ITEMS}?api_key={secret}&limit=5")
+    assert answer.status_code == 200
+    line = production.nginx.access_line(answer.headers["x-request-id"])
+    assert line["path"] == ITEMS
+    assert secret not in production.nginx.server.stdout()
+    assert secret not in production.app.logs()

@@ -141,7 +141,7 @@ def test_one_request_id_from_client_through_nginx_to_the_app_log(
         assert NGINX_ID.match(request_id), request_id
     line = live_app.access_line(request_id)
     assert line["path"] == ITEMS and line["status"] == 200
-    assert edge.access_line(request_id)["uri"] == ITEMS
+    assert edge.access_line(request_id)["path"] == ITEMS
 
 
 def test_nginx_answers_its_own_errors_in_json_with_the_request_id(client: httpx.Client):
