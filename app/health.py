@@ -5,11 +5,15 @@
   app is started and not draining.
 - /health/startup: start-up (DB wait, migrations, pools) has finished.
 - /health: a status document for humans and dashboards.
+
+Outside development a failed check says only that it failed: the error text (host names, ports,
+driver messages) goes to the log, never into a body.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any, Literal
 
@@ -26,11 +30,14 @@ READY_PATH = "/health/ready"
 STARTUP_PATH = "/health/startup"
 HEALTH_PATH = "/health"
 
+logger = logging.getLogger("app.health")
+
 
 class CheckResult(BaseModel):
     status: Literal["up", "down"]
     latency_ms: float | None
     error: str | None = None
+    """Why the check failed; development only (null elsewhere, the log has it)."""
 
 
 class HealthReport(BaseModel):
@@ -41,22 +48,22 @@ class HealthReport(BaseModel):
 
 
 async def _timed(name: str, runtime: AppRuntime, probe: Any) -> CheckResult:
+    settings = runtime.settings
     start = time.perf_counter()
+    error: str | None = None
     try:
-        await asyncio.wait_for(probe(), runtime.settings.health_check_timeout_seconds)
+        await asyncio.wait_for(probe(), settings.health_check_timeout_seconds)
     except TimeoutError:
-        result = CheckResult(
-            status="down",
-            latency_ms=None,
-            error=f"no answer within {runtime.settings.health_check_timeout_seconds:g}s",
-        )
+        error = f"no answer within {settings.health_check_timeout_seconds:g}s"
     except Exception as exc:
-        result = CheckResult(status="down", latency_ms=None, error=describe_error(exc))
-    else:
+        error = describe_error(exc)
+    runtime.metrics.dependency_up.labels(name).set(0 if error else 1)
+    if error is None:
         latency = round((time.perf_counter() - start) * 1000, 2)
-        result = CheckResult(status="up", latency_ms=latency)
-    runtime.metrics.dependency_up.labels(name).set(1 if result.status == "up" else 0)
-    return result
+        return CheckResult(status="up", latency_ms=latency)
+    logger.warning("health check %s failed: %s", name, error, extra={"dependency": name})
+    shown = error if settings.app_env == "development" else None
+    return CheckResult(status="down", latency_ms=None, error=shown)
 
 
 async def run_checks(runtime: AppRuntime) -> dict[str, CheckResult]:

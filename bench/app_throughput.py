@@ -4,8 +4,9 @@ Starts a real PostgreSQL and Redis (tests.servers), the app (`python -m app`, pr
 settings) and nginx with the configuration `render_nginx_conf` produces for the stacks, with
 only ports, paths and the edge rate limit changed (`--edge-rate`, `--edge-burst`: the edge's
 per-client `limit_req` would otherwise answer most of a benchmark's requests with 429). Each
-endpoint is hit directly and through nginx back to back, so the nginx/direct ratio compares
-runs made minutes apart on the same machine.
+public endpoint is hit directly and through nginx back to back, so the nginx/direct ratio
+compares runs made minutes apart on the same machine; the probe `/health/live` is internal (the
+edge does not route it) and is measured directly only.
 
     python -m bench.app_throughput [--duration 10] [--connections 32] [--threads 2]
                                    [--workers 2] [--rate-limit 1000000/minute] [--json out.json]
@@ -320,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for name in wanted:
             label, path, script = endpoints[name]
+            vias = [("direct", app_url)] + ([("nginx", edge_url)] if name != "live" else [])
             for _ in range(args.rounds):
-                for via, base in (("direct", app_url), ("nginx", edge_url)):
+                for via, base in vias:
                     results.append(measure(label, via, base + path, script, app_url, pids, args))
     finally:
         edge_server.stop(30)
@@ -335,9 +337,14 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
 
     print("\nnginx / direct throughput (each round, then the median):")
-    rounds: dict[str, list[float]] = {}
-    for direct, edge in zip(results[::2], results[1::2], strict=True):
-        rounds.setdefault(direct.endpoint, []).append(edge.rps / direct.rps)
+    runs: dict[tuple[str, str], list[Result]] = {}
+    for result in results:
+        runs.setdefault((result.endpoint, result.via), []).append(result)
+    rounds = {
+        endpoint: [e.rps / d.rps for d, e in zip(direct, runs[endpoint, "nginx"], strict=True)]
+        for (endpoint, via), direct in runs.items()
+        if via == "direct" and (endpoint, "nginx") in runs
+    }
     ratios = {endpoint: statistics.median(values) for endpoint, values in rounds.items()}
     for endpoint, values in rounds.items():
         each = " ".join(f"{value:.2f}" for value in values)

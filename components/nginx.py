@@ -44,6 +44,9 @@ UID = 101
 CONFIG_DIR = "/etc/nginx/safeguard"
 TLS_DIR = "/etc/nginx/tls"
 
+PUBLIC_PREFIX = "/api/"
+"""The only app paths the edge routes; every other path gets nginx's own JSON 404."""
+
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 _SIZE = re.compile(r"^\d+[kKmM]?$")
 _TEMPLATE = jinja2.Environment(
@@ -120,7 +123,7 @@ class NginxConf:
 def render_nginx_conf(conf: NginxConf) -> str:
     """nginx.conf for `conf`; the same input always gives the same text."""
     values = {name: getattr(conf, name) for name in conf.__dataclass_fields__}
-    return _TEMPLATE.get_template("nginx.conf.j2").render(values)
+    return _TEMPLATE.get_template("nginx.conf.j2").render(values, public_prefix=PUBLIC_PREFIX)
 
 
 @dataclass(frozen=True, kw_only=True)

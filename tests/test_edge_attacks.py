@@ -16,6 +16,7 @@ import json
 import shutil
 import socket
 import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,13 +31,15 @@ import redis
 import yaml
 
 from app import security
+from app.main import create_app
 from app.ratelimit import UNPARSABLE_CLIENT, address_bucket, client_key
 from app.settings import Settings
-from components.nginx import NginxConf, TlsFiles, nginx_conf, render_nginx_conf
+from components.app_service import PORT as APP_PORT
+from components.nginx import PUBLIC_PREFIX, NginxConf, TlsFiles, nginx_conf, render_nginx_conf
 from infra import program
 from stacks import load_settings
 from tests.app_process import TEST_SECRET, app_env, flush_redis
-from tests.mocks import StackRun, build_stack, run_program, stack_config, unwrap
+from tests.mocks import StackRun, build_stack, pod_specs, run_program, stack_config, unwrap
 from tests.servers import (
     REPO_ROOT,
     LiveApp,
@@ -491,6 +494,108 @@ def test_behind_a_load_balancer_nginx_takes_the_address_it_appended(
         assert (line["remote_addr"], line["peer_addr"]) == ("203.0.113.8", balancer)
         assert edge.app.access_line(relayed.headers["x-request-id"])["client"] == "203.0.113.8"
         assert edge.app.access_line(direct.headers["x-request-id"])["client"] == stranger
+
+
+# --- 2. Internal endpoints stay internal ----------------------------------------------------
+
+
+def _app_paths() -> set[str]:
+    settings = Settings(database_url="postgresql://u:p@localhost/db", redis_url="redis://x")
+    return {route.path for route in create_app(settings).routes}  # development: docs included
+
+
+TRICKS = (
+    "//health",
+    "/%68ealth",
+    "/api/../health",
+    "/api/v1/../../health/ready",
+    "/api/%2e%2e/health",
+    "/api/v1/..%2f..%2fhealth",
+    "/./health",
+    "/health/",
+    "/health/live?x=1",
+    "/HEALTH",
+    "/Metrics",
+    "/metrics;x",
+    "/metrics/",
+    "/metrics%3f",
+    "/_edge/error/404",
+    "/api",
+)
+
+
+def test_only_the_public_api_reaches_the_app(production: Edge) -> None:
+    internal = sorted(p for p in _app_paths() if not p.startswith(PUBLIC_PREFIX))
+    assert {"/health", "/health/ready", "/metrics", "/openapi.json", "/docs"} <= set(internal)
+    refused = []
+    for path in (*internal, *TRICKS):
+        # Raw, so the path goes out exactly as written (an HTTP client would normalize it).
+        request_id = uuid.uuid4().hex
+        answer = production.exchange(
+            request_bytes(
+                f"GET {path} HTTP/1.1", f"Host: {production.host}", f"X-Request-ID: {request_id}"
+            ),
+            source="127.0.0.15",
+        )
+        assert_nginx_error(answer, 404, "not_found")
+        assert answer.headers["x-request-id"] == request_id, path
+        refused.append(request_id)
+    with production.client("127.0.0.15") as c:
+        public = c.get(ITEMS)
+        assert public.status_code == 200 and "items" in public.json()
+        assert c.get("/nginx-health").json() == {"status": "ok"}
+    assert production.app_saw(refused) == set()
+
+
+def test_health_bodies_name_no_dependency_outside_development(
+    postgres_server: PostgresServer,
+) -> None:
+    # The production app's env with a Redis nobody listens on: the probes must still answer,
+    # and say which dependency failed, but not how.
+    deployed = stack_edge("production")
+    name = f"health_{uuid.uuid4().hex[:12]}"
+    database = postgres_server.create_database(name)
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    root = new_temp_root("safeguard-health-")
+    app = LiveApp(
+        root=root,
+        env=loopback_app_env(deployed.app_env, database, dead_redis),
+        ready_path="/health/live",
+    )
+    try:
+        app.start()
+        with httpx.Client(base_url=app.base_url, timeout=10) as c:
+            health = c.get("/health")
+            ready = c.get("/health/ready")
+        assert health.status_code == 200 and health.json()["status"] == "degraded"
+        assert health.json()["checks"]["redis"] == {
+            "status": "down",
+            "latency_ms": None,
+            "error": None,
+        }
+        assert ready.status_code == 503
+        assert ready.json()["details"]["checks"]["redis"]["error"] is None
+        port = dead_redis.rsplit(":", 1)[1].split("/")[0]
+        for body in (health.text, ready.text):
+            assert port not in body and "127.0.0.1" not in body and "Error" not in body
+        logged = [line for line in app.log_lines() if line.get("logger") == "app.health"]
+        assert logged and all(port in line["message"] for line in logged), logged
+    finally:
+        app.stop()
+        postgres_server.drop_database(name)
+        subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def test_the_probes_reach_the_app_directly_and_pass(production: Edge) -> None:
+    run = build_stack("production")
+    (app_pod,) = [pod for w, pod in pod_specs(run) if w.inputs["metadata"]["name"] == "app"]
+    (container,) = [c for c in app_pod["containers"] if c["name"] == "app"]
+    probes = [container[k]["httpGet"] for k in ("startupProbe", "readinessProbe", "livenessProbe")]
+    assert {probe["port"] for probe in probes} == {APP_PORT}
+    with production.direct() as d, production.client("127.0.0.16") as edge:
+        for probe in probes:
+            assert d.get(probe["path"]).status_code == 200, probe
+            assert edge.get(probe["path"]).status_code == 404, probe
 
 
 # --- 6. Credentials in query strings stay out of the logs -----------------------------------

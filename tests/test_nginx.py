@@ -106,9 +106,10 @@ def test_security_headers_are_the_apps_and_sent_once(client: httpx.Client, live_
         secret_key=TEST_SECRET,
     )
     expected = {name.decode(): value.decode() for name, value in security_headers(settings)}
-    direct = httpx.get(f"{live_app.base_url}/health/live")
+    direct = httpx.get(f"{live_app.base_url}{ITEMS}")
     assert direct.headers["strict-transport-security"] == HSTS  # the app sends it ...
-    for path, status in (("/health/live", 200), ("/no-such-route", 404), ("/metrics", 404)):
+    answers = ((ITEMS, 200), (f"{ITEMS}/999999", 404), ("/no-such-route", 404), ("/metrics", 404))
+    for path, status in answers:
         response = client.get(path)
         assert response.status_code == status, path
         for name, value in expected.items():
@@ -201,7 +202,7 @@ def test_past_the_burst_clients_get_429_in_json_and_probes_still_pass(
 ):
     server = start_nginx(upstream=f"127.0.0.1:{live_app.port}", rate_per_second=1, burst=3)
     with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as c:
-        responses = [c.get("/health/live") for _ in range(12)]
+        responses = [c.get(ITEMS) for _ in range(12)]
         statuses = [r.status_code for r in responses]
         assert set(statuses) == {200, 429}, statuses
         # burst 3 plus the one the rate allows; a refill during the loop may add one more.
@@ -253,18 +254,24 @@ def test_an_upstream_that_never_answers_gets_504_in_json(silent_upstream: int, s
 def test_the_apps_own_503_passes_and_a_stopped_app_gives_502_in_json(
     postgres_server: PostgresServer, start_nginx
 ):
-    # An app whose Redis is unreachable: it serves, but /health/ready says 503 in its envelope.
+    # An app whose Redis is unreachable and whose limiter fails closed: it answers 503 in its
+    # envelope.
     database = postgres_server.create_database("edge_down")
     root = new_temp_root("safeguard-app-down-")
-    env = app_env(database, f"redis://127.0.0.1:{free_port()}/0", APP_ENV="production")
+    env = app_env(
+        database,
+        f"redis://127.0.0.1:{free_port()}/0",
+        APP_ENV="production",
+        RATE_LIMIT_FAIL_OPEN="false",
+    )
     app = LiveApp(root=root, env=env, ready_path="/health/live")
     try:
         app.start()
         server = start_nginx(upstream=f"127.0.0.1:{app.port}")
-        url = f"http://127.0.0.1:{server.port}/health/ready"
+        url = f"http://127.0.0.1:{server.port}{ITEMS}"
         unready = httpx.get(url, timeout=10)
         assert unready.status_code == 503
-        assert unready.json()["error_code"] == "not_ready"  # the app's body, not replaced
+        assert unready.json()["error_code"] == "rate_limiter_unavailable"  # the app's body
         assert unready.headers["x-frame-options"] == "DENY"
         app.stop()
         gone = httpx.get(url, timeout=10)
