@@ -2,8 +2,9 @@
 
 Starts a real PostgreSQL and Redis (tests.servers), the app (`python -m app`, production
 settings) and nginx with the configuration `render_nginx_conf` produces for the stacks, with
-only ports, paths and the edge rate limit changed (`--edge-rate`, `--edge-burst`: the edge's
-per-client `limit_req` would otherwise answer most of a benchmark's requests with 429). Each
+only ports, paths and the edge's per-client limits changed (`--edge-rate`, `--edge-burst`,
+`--edge-connections`: from one address, `limit_req` and `limit_conn` would otherwise answer
+most of a benchmark's requests with 429). Each
 public endpoint is hit directly and through nginx back to back, so the nginx/direct ratio
 compares runs made minutes apart on the same machine; the probe `/health/live` is internal (the
 edge does not route it) and is measured directly only.
@@ -126,6 +127,7 @@ def nginx_config(root: Path, upstream: str, args: argparse.Namespace) -> tuple[P
         pid_path=str(temp / "nginx.pid"),
         rate_per_second=args.edge_rate,
         burst=args.edge_burst,
+        connections_per_client=args.edge_connections,
     )
     path = root / "nginx.conf"
     path.write_text(render_nginx_conf(conf))
@@ -238,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the app's RATE_LIMIT (enabled, so its Redis round trip is measured) or 'off'",
     )
     parser.add_argument("--edge-rate", type=int, default=1_000_000, help="nginx rate r/s")
+    parser.add_argument(
+        "--edge-connections", type=int, default=65_535, help="nginx requests in progress"
+    )
     parser.add_argument("--edge-burst", type=int, default=100_000, help="nginx burst")
     parser.add_argument(
         "--only", default="", help="comma-separated endpoints (live,read,list,write)"

@@ -94,6 +94,8 @@ class NginxConf:
     """Sustained requests per second per client address."""
     burst: int = 40
     """Requests above the rate a client may send at once before getting 429."""
+    connections_per_client: int = 20
+    """Requests one client address may have in progress at once before getting 429."""
     client_max_body_size: str = "1m"
     """Largest accepted request body."""
     connect_timeout: str = "5s"
@@ -116,6 +118,8 @@ class NginxConf:
             problems.append(f"client_max_body_size {self.client_max_body_size!r} is not a size")
         if self.rate_per_second < 1 or self.burst < 0:
             problems.append("rate_per_second must be positive and burst not negative")
+        if not 1 <= self.connections_per_client <= 65535:
+            problems.append("connections_per_client must be 1 to 65535 (nginx's bound)")
         if problems:
             raise ValueError("NginxConf: " + "; ".join(problems))
 
@@ -144,6 +148,8 @@ class NginxArgs:
     """Per-client sustained rate."""
     burst: int = 40
     """Per-client burst."""
+    connections_per_client: int = 20
+    """Per-client requests in progress at once."""
     client_max_body_size: str = "1m"
     """Largest accepted request body."""
     tls_secret: str | None = None
@@ -209,6 +215,7 @@ def nginx_conf(args: NginxArgs) -> NginxConf:
         allowed_origins=args.allowed_origins,
         rate_per_second=args.rate_per_second,
         burst=args.burst,
+        connections_per_client=args.connections_per_client,
         client_max_body_size=args.client_max_body_size,
         tls=TlsFiles(certificate=f"{TLS_DIR}/tls.crt", key=f"{TLS_DIR}/tls.key")
         if args.tls_at_nginx

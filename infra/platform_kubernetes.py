@@ -18,6 +18,7 @@ from pulumi_kubernetes.core.v1 import (
     PodTemplateSpecArgsDict,
     ProbeArgsDict,
     SecurityContextArgsDict,
+    ServiceSpecArgsDict,
     VolumeArgsDict,
 )
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
@@ -134,22 +135,28 @@ class KubernetesPlatform:
             )
 
         if spec.service_ports:
+            service_type = self.public_service_type if spec.public else "ClusterIP"
+            service_spec: ServiceSpecArgsDict = {
+                "type": service_type,
+                "selector": match_labels,
+                "ports": [
+                    {
+                        "name": p.name,
+                        "port": p.port,
+                        "target_port": p.target or p.port,
+                        "protocol": "TCP",
+                    }
+                    for p in spec.service_ports
+                ],
+            }
+            if service_type in ("LoadBalancer", "NodePort"):
+                # Nodes hand traffic only to pods of their own, without SNAT, so the pod sees
+                # the address the connection came from rather than another node's.
+                service_spec["external_traffic_policy"] = "Local"
             k8s.core.v1.Service(
                 f"{prefix}-service",
                 metadata=self._meta(name, name),
-                spec={
-                    "type": self.public_service_type if spec.public else "ClusterIP",
-                    "selector": match_labels,
-                    "ports": [
-                        {
-                            "name": p.name,
-                            "port": p.port,
-                            "target_port": p.target or p.port,
-                            "protocol": "TCP",
-                        }
-                        for p in spec.service_ports
-                    ],
-                },
+                spec=service_spec,
                 opts=opts,
             )
         self._network_policy(spec, prefix, match_labels, opts)

@@ -62,6 +62,7 @@ def edge_args(settings: Settings, platform: Platform) -> NginxArgs:
         allowed_origins=settings.app.allowed_origins,
         rate_per_second=edge.rate_per_second,
         burst=edge.burst,
+        connections_per_client=edge.connections_per_client,
         client_max_body_size=edge.client_max_body_size,
         tls_secret=edge.tls_secret,
         tls_at_ingress=edge.ingress_class is not None,

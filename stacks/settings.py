@@ -108,6 +108,7 @@ class EdgeSettings:
     there only. Docker: the backend network's subnet; Kubernetes: the pod network."""
     rate_per_second: int
     burst: int
+    connections_per_client: int
     client_max_body_size: str
 
 
@@ -349,6 +350,7 @@ def _edge(s: _Section, platform: str) -> EdgeSettings:
             internal_network=s.strings("internalNetwork", internal),
             rate_per_second=s.get("ratePerSecond", int, 20),
             burst=s.get("burst", int, 40),
+            connections_per_client=s.get("connectionsPerClient", int, 20),
             client_max_body_size=s.get("clientMaxBodySize", str, "1m"),
         ),
     )
@@ -399,6 +401,8 @@ def _edge_rules(edge: EdgeSettings, platform: str) -> list[str]:
             f"{NAMESPACE}:edge.internalNetwork: on docker, one IPv4 subnet for the backend "
             f"network, got {list(edge.internal_network)}"
         )
+    if not 1 <= edge.connections_per_client <= 65535:
+        problems.append(f"{NAMESPACE}:edge.connectionsPerClient: must be 1 to 65535")
     return problems
 
 

@@ -48,7 +48,7 @@ def test_nginx_limits_identifies_and_answers_errors_in_json() -> None:
     assert "map $http_x_request_id $req_id {" in text and "default $request_id;" in text
     assert "proxy_set_header X-Request-ID $req_id;" in text
     for status in (429, 502, 503, 504):
-        assert f"error_page {status} = @" in text
+        assert f"error_page {status} = /_edge/error/{status};" in text
         body = text.split(f"return {status} '")[1].split("';")[0]
         assert json.loads(body.replace("$req_id", "x"))["error"]
     assert 'X-Frame-Options "DENY"' in text and "nosniff" in text

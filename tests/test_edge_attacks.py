@@ -610,3 +610,70 @@ def test_query_strings_never_reach_the_access_log(production: Edge) -> None:
     assert line["path"] == ITEMS
     assert secret not in production.nginx.server.stdout()
     assert secret not in production.app.logs()
+
+
+# --- 7. Error hygiene ----------------------------------------------------------------------
+
+
+def test_nginx_answers_its_own_errors_in_json(production: Edge) -> None:
+    host = f"Host: {production.host}"
+    cases = [
+        (request_bytes(f"GET {ITEMS} HTTP/1.1 extra", host), 400, "bad_request"),
+        (request_bytes(f"GET {ITEMS} HTTP/1.1"), 400, "bad_request"),  # no Host
+        (request_bytes(f"TRACE {ITEMS} HTTP/1.1", host), 405, "method_not_allowed"),
+        (request_bytes(f"GET {ITEMS}?q={'a' * 9000} HTTP/1.1", host), 414, "uri_too_long"),
+        (request_bytes(f"GET {ITEMS} HTTP/1.1", host, f"X-Big: {'a' * 9000}"), 431,
+         "headers_too_large"),
+        (request_bytes(f"POST {ITEMS} HTTP/1.1", host, "Transfer-Encoding: gzip"), 501,
+         "not_implemented"),
+        (request_bytes(f"POST {ITEMS} HTTP/1.1", host, "Content-Length: 1048577"), 413,
+         "payload_too_large"),
+    ]  # fmt: skip
+    for request, status, error in cases:
+        assert_nginx_error(production.exchange(request, source="127.0.0.36"), status, error)
+
+
+def test_the_plain_http_server_sends_the_security_headers(production: Edge) -> None:
+    with httpx.Client(base_url=f"http://127.0.0.1:{production.plain_port}", timeout=10) as c:
+        answers = [c.get(ITEMS, headers={"Host": production.host}), c.get("/nginx-health")]
+    assert [a.status_code for a in answers] == [308, 200]
+    for answer in answers:
+        for name, value in production_security_headers().items():
+            assert answer.headers.get_list(name) == [value], (answer.url, name)
+
+
+def test_connections_in_progress_per_client_are_limited(production: Edge) -> None:
+    source = "127.0.0.37"
+    allowed = production.conf.connections_per_client
+    # Requests whose body never comes are in progress until the body timeout.
+    stalled = request_bytes(f"POST {ITEMS} HTTP/1.1", f"Host: {production.host}",
+                            "Content-Type: application/json", "Content-Length: 10")  # fmt: skip
+    held = []
+    try:
+        for _ in range(allowed):
+            sock = production.connect(source)
+            sock.sendall(stalled)
+            held.append(sock)
+        time.sleep(0.3)
+        ask = request_bytes(f"GET {ITEMS} HTTP/1.1", f"Host: {production.host}")
+        over = production.exchange(ask, source=source)
+        assert_nginx_error(over, 429, "rate_limited")
+        assert over.headers.get_list("retry-after") == ["1"]
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.3)
+    with production.client(source) as c:
+        assert c.get(ITEMS).status_code == 200
+
+
+def test_public_load_balancers_keep_the_client_address() -> None:
+    for stack in ("staging", "production"):
+        services = {
+            r.inputs["metadata"]["name"]: unwrap(r.inputs)["spec"]
+            for r in build_stack(stack).resources
+            if r.kind == "Service"
+        }
+        assert services["nginx"]["type"] == "LoadBalancer"
+        assert services["nginx"]["externalTrafficPolicy"] == "Local"
+        assert all("externalTrafficPolicy" not in s for n, s in services.items() if n != "nginx")
