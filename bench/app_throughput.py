@@ -2,12 +2,12 @@
 
 Starts a real PostgreSQL and Redis (tests.servers), the app (`python -m app`, production
 settings) and nginx with the configuration `render_nginx_conf` produces for the stacks, with
-only ports, paths and the edge's per-client limits changed (`--edge-rate`, `--edge-burst`,
-`--edge-connections`: from one address, `limit_req` and `limit_conn` would otherwise answer
-most of a benchmark's requests with 429). Each
-public endpoint is hit directly and through nginx back to back, so the nginx/direct ratio
-compares runs made minutes apart on the same machine; the probe `/health/live` is internal (the
-edge does not route it) and is measured directly only.
+only ports, paths, the host name (127.0.0.1) and the edge's per-client limits changed
+(`--edge-rate`, `--edge-burst`, `--edge-connections`: from one address, `limit_req` and
+`limit_conn` would otherwise answer most of a benchmark's requests with 429). Each public
+endpoint is hit directly and through nginx back to back, so the nginx/direct ratio compares
+runs made minutes apart on the same machine; the probe `/health/live` is internal (the edge
+does not route it) and is measured directly only.
 
     python -m bench.app_throughput [--duration 10] [--connections 32] [--threads 2]
                                    [--workers 2] [--rate-limit 1000000/minute] [--json out.json]
@@ -125,6 +125,7 @@ def nginx_config(root: Path, upstream: str, args: argparse.Namespace) -> tuple[P
         status_listen=f"127.0.0.1:{free_port()}",
         temp_dir=str(temp),
         pid_path=str(temp / "nginx.pid"),
+        server_name="127.0.0.1",
         rate_per_second=args.edge_rate,
         burst=args.edge_burst,
         connections_per_client=args.edge_connections,

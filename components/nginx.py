@@ -1,6 +1,8 @@
-"""nginx at the edge: the only workload reachable from outside, proxying to the app with rate
-limiting, security headers, request ids, CORS for the allowlist, JSON error bodies and TLS when the
-stack has a certificate; an nginx-prometheus-exporter sidecar reads stub_status.
+"""nginx at the edge: the only workload reachable from outside. It serves the public API
+(`PUBLIC_PREFIX`) and its own health check and nothing else, only for the configured host names,
+proxying to the app with rate and connection limits, security headers, request ids, the client
+address it decided itself, JSON error bodies and TLS when the stack has a certificate; an
+nginx-prometheus-exporter sidecar reads stub_status.
 
 `nginx_conf` (the component's args to `NginxConf`) and `render_nginx_conf` (`NginxConf` to text)
 are pure functions, so the exact configuration a stack deploys can be checked with a real
@@ -30,6 +32,7 @@ from infra.spec import (
     Probes,
     Publish,
     ServiceSpec,
+    host_name_problem,
     is_pinned_image,
     network_problem,
 )
@@ -41,6 +44,8 @@ EXPORTER_PORT = 9113
 HEALTH_PATH = "/nginx-health"
 UID = 101
 """The `nginx` user of the nginx-unprivileged image."""
+DOCKER_PUBLISH_ADDRESS = "127.0.0.1"
+"""The host address Docker publishes the public port on."""
 CONFIG_DIR = "/etc/nginx/safeguard"
 TLS_DIR = "/etc/nginx/tls"
 
@@ -83,8 +88,11 @@ class NginxConf:
     """Writable directory for request bodies and proxy buffers."""
     pid_path: str = "/tmp/nginx.pid"
     """Writable pid file path."""
-    server_name: str = "_"
-    """Host name served; "_" matches any."""
+    server_name: str
+    """The host name clients use: the HTTPS redirect goes there, and a request naming any host
+    but this one or an alias is refused (plain HTTP: 421; TLS: the handshake)."""
+    server_aliases: tuple[str, ...] = ()
+    """More host names served (never redirected to)."""
     trusted_proxies: tuple[str, ...] = ()
     """Networks of the load balancers in front of nginx: only from these peers does nginx take
     the client address from X-Forwarded-For. Empty: the connecting address is the client's."""
@@ -113,6 +121,9 @@ class NginxConf:
             for o in self.allowed_origins
             if not _ORIGIN.match(o)
         ]
+        for name in (self.server_name, *self.server_aliases):
+            if (problem := host_name_problem(name)) is not None:
+                problems.append(f"server name {problem}")
         problems += [p for n in self.trusted_proxies if (p := network_problem(n)) is not None]
         if not _SIZE.match(self.client_max_body_size):
             problems.append(f"client_max_body_size {self.client_max_body_size!r} is not a size")
@@ -138,8 +149,8 @@ class NginxArgs:
     """Back end that turns the description into resources."""
     upstream: str
     """host:port of the app."""
-    server_name: str = "_"
-    """Public host name."""
+    server_name: str
+    """Public host name; requests naming another host are refused."""
     trusted_proxies: tuple[str, ...] = ()
     """Networks of the load balancers in front of nginx whose X-Forwarded-For it believes."""
     allowed_origins: tuple[str, ...] = ()
@@ -175,6 +186,8 @@ class NginxArgs:
         ]
         if self.replicas < 1:
             problems.append("replicas must be at least 1")
+        if (problem := host_name_problem(self.server_name)) is not None:
+            problems.append(f"server_name {problem}")
         problems += [p for n in self.trusted_proxies if (p := network_problem(n)) is not None]
         if problems:
             raise ValueError("NginxArgs: " + "; ".join(problems))
@@ -198,7 +211,7 @@ class Nginx(pulumi.ComponentResource):
         deployed = args.platform.deploy(_service(name, args, config), parent=self)
 
         if args.platform.name == "docker":
-            url = f"http://127.0.0.1:{args.public_port}"
+            url = f"http://{DOCKER_PUBLISH_ADDRESS}:{args.public_port}"
         else:
             url = f"{'https' if args.tls_secret else 'http'}://{args.server_name}"
         self.url = pulumi.Output.from_input(url)
@@ -208,9 +221,12 @@ class Nginx(pulumi.ComponentResource):
 
 def nginx_conf(args: NginxArgs) -> NginxConf:
     """The NginxConf the component deploys for `args`."""
+    # Docker publishes the port on 127.0.0.1 only, so that address names the service too.
+    docker_loopback = args.platform.name == "docker" and args.server_name != DOCKER_PUBLISH_ADDRESS
     return NginxConf(
         upstream=args.upstream,
         server_name=args.server_name,
+        server_aliases=(DOCKER_PUBLISH_ADDRESS,) if docker_loopback else (),
         trusted_proxies=args.trusted_proxies,
         allowed_origins=args.allowed_origins,
         rate_per_second=args.rate_per_second,

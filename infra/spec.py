@@ -19,6 +19,8 @@ import pulumi
 
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 
 
 def is_pinned_image(image: str) -> bool:
@@ -30,6 +32,14 @@ def is_pinned_image(image: str) -> bool:
         return False
     tag = last.rsplit(":", 1)[1]
     return bool(_TAG.match(tag)) and tag != "latest"
+
+
+def host_name_problem(name: str) -> str | None:
+    """Why `name` cannot be the host name a service is reached by (None if it can): a DNS name
+    or an IPv4 address, never a wildcard or nginx's catch-all "_"."""
+    if _HOST_NAME.match(name):
+        return None
+    return f"{name!r} is not a host name (letters, digits, '-' and '.'; no '_' or '*')"
 
 
 def network_problem(cidr: str) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import pulumi
 
-from infra.spec import is_pinned_image, network_problem
+from infra.spec import host_name_problem, is_pinned_image, network_problem
 
 NAMESPACE = "safeguard"
 Environment = Literal["development", "staging", "production"]
@@ -95,6 +95,7 @@ class EdgeSettings:
     """nginx at the edge and how the outside world reaches it."""
 
     host: str
+    """The name clients reach the service by; requests naming another host are refused."""
     tls_secret: str | None
     """Kubernetes Secret (type kubernetes.io/tls) with the certificate; None: plain HTTP."""
     service_type: str
@@ -375,6 +376,8 @@ def _edge_rules(edge: EdgeSettings, platform: str) -> list[str]:
     _choice(edge.service_type, "edge.serviceType", _SERVICE_TYPES, problems)
     if not 1 <= edge.public_port <= 65535:
         problems.append(f"{NAMESPACE}:edge.publicPort: not a TCP port ({edge.public_port})")
+    if (problem := host_name_problem(edge.host)) is not None:
+        problems.append(f"{NAMESPACE}:edge.host: {problem}")
     for key, networks in (
         ("trustedProxies", edge.trusted_proxies),
         ("internalNetwork", edge.internal_network),

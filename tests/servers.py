@@ -547,9 +547,11 @@ def self_signed_certificate(root: Path, host: str, key_type: str = "rsa") -> Tls
 
 def nginx_test_conf(root: Path, port: int, **fields: object) -> NginxConf:
     """NginxConf(**fields) with what differs on a test machine: the public servers bound to
-    127.0.0.1:`port` (TLS on the next free port), stub_status on a free port, pid and temp files
-    under `root`. Everything else is the component's default or the caller's."""
+    127.0.0.1:`port` (TLS on the next free port) and serving the host 127.0.0.1, stub_status on
+    a free port, pid and temp files under `root`. Everything else is the component's default or
+    the caller's."""
     defaults: dict[str, object] = {
+        "server_name": "127.0.0.1",
         "bind": "127.0.0.1",
         "listen_port": port,
         "tls_port": free_port(),

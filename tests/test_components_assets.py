@@ -16,6 +16,7 @@ def test_nginx_conf_takes_paths_and_ports_as_parameters() -> None:
     text = render_nginx_conf(
         NginxConf(
             upstream="127.0.0.1:18000",
+            server_name="app.example.com",
             listen_port=18080,
             status_listen="127.0.0.1:18081",
             temp_dir="/tmp/t",
@@ -26,24 +27,28 @@ def test_nginx_conf_takes_paths_and_ports_as_parameters() -> None:
     assert "server 127.0.0.1:18000;" in text
     assert "listen 18080;" in text and "listen 127.0.0.1:18081;" in text
     assert "proxy_temp_path /tmp/t/proxy;" in text
-    assert render_nginx_conf(NginxConf(upstream="app:8000")) == render_nginx_conf(
-        NginxConf(upstream="app:8000")
+    assert render_nginx_conf(NginxConf(upstream="app:8000", server_name="a.example.com")) == (
+        render_nginx_conf(NginxConf(upstream="app:8000", server_name="a.example.com"))
     )
 
 
 def test_nginx_cors_allows_only_the_allowlist() -> None:
     origins = ("https://a.example.com", "http://localhost:8080")
-    text = render_nginx_conf(NginxConf(upstream="app:8000", allowed_origins=origins))
+    text = render_nginx_conf(
+        NginxConf(upstream="app:8000", server_name="a.example.com", allowed_origins=origins)
+    )
     cors_map = text.split("map $http_origin $cors_origin {")[1].split("}")[0]
     entries = [line.split()[0].strip('"') for line in cors_map.strip().splitlines()]
     assert entries == ["default", *origins]
     assert "*" not in cors_map
     with pytest.raises(ValueError, match="origin"):
-        NginxConf(upstream="app:8000", allowed_origins=("*",))
+        NginxConf(upstream="app:8000", server_name="a.example.com", allowed_origins=("*",))
 
 
 def test_nginx_limits_identifies_and_answers_errors_in_json() -> None:
-    text = render_nginx_conf(NginxConf(upstream="app:8000", rate_per_second=5, burst=7))
+    text = render_nginx_conf(
+        NginxConf(upstream="app:8000", server_name="a.example.com", rate_per_second=5, burst=7)
+    )
     assert "rate=5r/s" in text and "burst=7" in text and "limit_req_status 429;" in text
     assert "map $http_x_request_id $req_id {" in text and "default $request_id;" in text
     assert "proxy_set_header X-Request-ID $req_id;" in text
@@ -57,7 +62,9 @@ def test_nginx_limits_identifies_and_answers_errors_in_json() -> None:
 
 def test_nginx_tls_adds_hsts_and_redirects_plain_http() -> None:
     tls = TlsFiles(certificate="/etc/tls/tls.crt", key="/etc/tls/tls.key")
-    text = render_nginx_conf(NginxConf(upstream="app:8000", tls=tls, hsts=True))
+    text = render_nginx_conf(
+        NginxConf(upstream="app:8000", server_name="a.example.com", tls=tls, hsts=True)
+    )
     assert "listen 8443 ssl;" in text and "ssl_certificate /etc/tls/tls.crt;" in text
     assert "add_header Strict-Transport-Security" in text and "return 308 https://" in text
 

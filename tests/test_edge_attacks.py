@@ -598,6 +598,58 @@ def test_the_probes_reach_the_app_directly_and_pass(production: Edge) -> None:
             assert edge.get(probe["path"]).status_code == 404, probe
 
 
+# --- 3. The Host header is never reflected --------------------------------------------------
+
+
+def test_plain_http_redirects_only_to_the_service_and_refuses_other_hosts(
+    production: Edge,
+) -> None:
+    plain = f"http://127.0.0.1:{production.plain_port}"
+    with httpx.Client(base_url=plain, timeout=10) as c:
+        ours = c.get(f"{ITEMS}?limit=1", headers={"Host": production.host})
+        assert ours.status_code == 308
+        assert ours.headers["location"] == f"https://{production.host}{ITEMS}?limit=1"
+        for host in ("evil.com", f"{production.host}@evil.com", f"evil.{production.host}"):
+            answer = c.get(ITEMS, headers={"Host": host})
+            assert "location" not in answer.headers, host
+            assert_nginx_error(answer, 421, "misdirected_request")
+        # The kubelet names the pod's address; the health check answers for any host.
+        assert c.get("/nginx-health", headers={"Host": "10.1.2.3:8080"}).status_code == 200
+    # An absolute request line names the host too, and wins over the Host header.
+    absolute = production.exchange(
+        request_bytes(f"GET http://evil.com{ITEMS} HTTP/1.1", f"Host: {production.host}"),
+        tls=False,
+    )
+    assert "location" not in absolute.headers
+    assert_nginx_error(absolute, 421, "misdirected_request")
+
+
+def test_tls_serves_only_the_service_name_and_redirects_stay_on_it(production: Edge) -> None:
+    for sni in ("evil.com", None):
+        with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+            production.connect(sni=sni)
+    # The handshake names the service; the Host header another name.
+    with production.client("127.0.0.17", host="evil.com") as forged:
+        refused = forged.get(f"{ITEMS}/")
+    assert "location" not in refused.headers
+    assert_nginx_error(refused, 421, "misdirected_request")
+    with production.client("127.0.0.17") as c:
+        slash = c.get(f"{ITEMS}/")
+    assert slash.status_code == 307  # Starlette's trailing-slash redirect, on the service's name
+    assert slash.headers["location"] == f"https://{production.host}{ITEMS}"
+
+
+def test_dev_answers_localhost_and_its_published_address_only(dev: Edge) -> None:
+    assert dev.conf.server_name == "localhost"
+    for host in ("localhost:8080", "127.0.0.1:8080", "LOCALHOST"):
+        with dev.client(host=host) as c:
+            assert c.get(ITEMS).status_code == 200, host
+    for host in ("evil.com", "localhost.evil.com", "127.0.0.2"):
+        with dev.client(host=host) as c:
+            answer = c.get(f"{ITEMS}/")
+        assert answer.status_code == 421 and "location" not in answer.headers, host
+
+
 # --- 6. Credentials in query strings stay out of the logs -----------------------------------
 
 
@@ -635,8 +687,12 @@ def test_nginx_answers_its_own_errors_in_json(production: Edge) -> None:
 
 def test_the_plain_http_server_sends_the_security_headers(production: Edge) -> None:
     with httpx.Client(base_url=f"http://127.0.0.1:{production.plain_port}", timeout=10) as c:
-        answers = [c.get(ITEMS, headers={"Host": production.host}), c.get("/nginx-health")]
-    assert [a.status_code for a in answers] == [308, 200]
+        answers = [
+            c.get(ITEMS, headers={"Host": production.host}),
+            c.get(ITEMS, headers={"Host": "evil.com"}),
+            c.get("/nginx-health"),
+        ]
+    assert [a.status_code for a in answers] == [308, 421, 200]
     for answer in answers:
         for name, value in production_security_headers().items():
             assert answer.headers.get_list(name) == [value], (answer.url, name)

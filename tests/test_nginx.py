@@ -11,7 +11,6 @@ import re
 import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -34,11 +33,15 @@ from tests.servers import (
     new_temp_root,
     nginx_check,
     nginx_test_conf,
+    self_signed_certificate,
 )
 
 pytestmark = pytest.mark.servers
 
 ITEMS = "/api/v1/items"
+TLS_HOST = "edge.test"
+"""The name the TLS tests serve: nginx refuses a handshake without a name it has a certificate
+for, and clients send no name (SNI) when they connect to an IP address."""
 NGINX_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -62,20 +65,10 @@ def client(edge: NginxServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def certificate() -> Iterator[TlsFiles]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl CLI."""
+    """A self-signed certificate for TLS_HOST, made with the openssl CLI."""
     root = new_temp_root("safeguard-tls-")
-    cert, key = root / "tls.crt", root / "tls.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    yield TlsFiles(certificate=str(cert), key=str(key))
-    for path in (cert, key):
-        path.unlink(missing_ok=True)
-    root.rmdir()
+    yield self_signed_certificate(root, TLS_HOST)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
@@ -289,20 +282,27 @@ def test_tls_serves_https_with_hsts_and_sends_plain_http_there(
 ):
     tls_port = free_port()
     server = start_nginx(
-        upstream=f"127.0.0.1:{live_app.port}", tls=certificate, tls_port=tls_port, hsts=True
+        upstream=f"127.0.0.1:{live_app.port}",
+        server_name=TLS_HOST,
+        tls=certificate,
+        tls_port=tls_port,
+        hsts=True,
     )
+    named = {"headers": {"Host": TLS_HOST}, "extensions": {"sni_hostname": TLS_HOST}}
     context = ssl.create_default_context(cafile=certificate.certificate)
-    response = httpx.get(f"https://127.0.0.1:{tls_port}{ITEMS}", verify=context, timeout=10)
+    with httpx.Client(verify=context, timeout=10) as trusting:
+        response = trusting.get(f"https://127.0.0.1:{tls_port}{ITEMS}", **named)
     assert response.status_code == 200
     assert response.headers.get_list("strict-transport-security") == [HSTS]
     assert response.headers["x-frame-options"] == "DENY"
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"https://127.0.0.1:{tls_port}{ITEMS}", timeout=10)  # not a trusted cert
+    with httpx.Client(timeout=10) as default, pytest.raises(httpx.ConnectError):
+        default.get(f"https://127.0.0.1:{tls_port}{ITEMS}", **named)  # not a trusted cert
 
-    plain = httpx.get(f"http://127.0.0.1:{server.port}{ITEMS}?limit=1", timeout=10)
+    plain_url = f"http://127.0.0.1:{server.port}"
+    plain = httpx.get(f"{plain_url}{ITEMS}?limit=1", headers={"Host": TLS_HOST}, timeout=10)
     assert plain.status_code == 308
-    assert plain.headers["location"] == f"https://127.0.0.1{ITEMS}?limit=1"
-    assert httpx.get(f"http://127.0.0.1:{server.port}{HEALTH_PATH}").status_code == 200
+    assert plain.headers["location"] == f"https://{TLS_HOST}{ITEMS}?limit=1"
+    assert httpx.get(f"{plain_url}{HEALTH_PATH}").status_code == 200
 
 
 def test_tls_conf_needs_the_certificate_files(tmp_path: Path):
@@ -319,4 +319,11 @@ def test_tls_conf_needs_the_certificate_files(tmp_path: Path):
 
 def test_conf_refuses_values_nginx_would_misread() -> None:
     with pytest.raises(ValueError, match="client_max_body_size"):
-        NginxConf(upstream="app:8000", client_max_body_size="1 gigabyte")
+        NginxConf(upstream="app:8000", server_name="a.test", client_max_body_size="1 gigabyte")
+    # "_" was nginx's catch-all name; with unknown hosts refused it would serve no one, and a
+    # name with a space or ";" would end the directive early.
+    for name in ("_", "*.example.com", "a.test; return 200", ""):
+        with pytest.raises(ValueError, match="not a host name"):
+            NginxConf(upstream="app:8000", server_name=name)
+    with pytest.raises(ValueError, match="not an IP network"):
+        NginxConf(upstream="app:8000", server_name="a.test", trusted_proxies=("10.0.0.1/8",))

@@ -105,11 +105,12 @@ def test_edge_settings_name_what_is_wrong() -> None:
     with pytest.raises(SettingsError) as caught:
         build_stack(
             "staging",
-            edge='{"tlsSecret": "t", "trustedProxies": ["10.0.0.1/8"], "internalNetwork": [], '
-            '"connectionsPerClient": 0}',
+            edge='{"host": "_", "tlsSecret": "t", "trustedProxies": ["10.0.0.1/8"], '
+            '"internalNetwork": [], "connectionsPerClient": 0}',
         )
     problems = "\n".join(caught.value.problems)
     for expected in (
+        "safeguard:edge.host: '_' is not a host name",
         "safeguard:edge.trustedProxies: '10.0.0.1/8' is not an IP network",
         "safeguard:edge.internalNetwork: must name where nginx reaches the app from",
         "safeguard:edge.connectionsPerClient: must be 1 to 65535",
