@@ -20,6 +20,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -648,6 +649,129 @@ def test_dev_answers_localhost_and_its_published_address_only(dev: Edge) -> None
         with dev.client(host=host) as c:
             answer = c.get(f"{ITEMS}/")
         assert answer.status_code == 421 and "location" not in answer.headers, host
+
+
+# --- 4. TLS: Mozilla's intermediate profile --------------------------------------------------
+
+MOZILLA_INTERMEDIATE_TLS12 = {
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+}
+"""Server Side TLS guideline 6.0, intermediate (ssl-config.mozilla.org), written out here so the
+test does not read the answer from the conf it checks."""
+MOZILLA_TLS13 = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+
+
+def _openssl_ciphers() -> list[tuple[str, str]]:
+    listing = subprocess.run(
+        ["openssl", "ciphers", "-V", "ALL:COMPLEMENTOFALL"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [(line.split()[2], line.split()[3]) for line in listing.splitlines()]
+
+
+def s_client(port: int, *options: str, servername: str | None) -> dict[str, str]:
+    """`openssl s_client` against 127.0.0.1:`port`: the cipher it settled on ("(NONE)" when
+    no handshake completed), the protocol of a TLS 1.2-or-older session, and whether the server
+    sent a session ticket."""
+    name = ["-servername", servername] if servername else ["-noservername"]
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *name, *options],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    found = {"ticket": "yes" if "TLS session ticket:" in result.stdout else "no"}
+    for line in result.stdout.splitlines():
+        if line.startswith("New, ") and ", Cipher is " in line:
+            found["cipher"] = line.rsplit(", Cipher is ", 1)[1].strip()
+        key, _, value = line.strip().partition(":")
+        if key.strip() == "Protocol" and value.strip():
+            found["protocol"] = value.strip()
+    return found
+
+
+def _negotiates(port: int, host: str, version: str, cipher: str) -> bool:
+    option = "-ciphersuites" if version == "-tls1_3" else "-cipher"
+    # SECLEVEL=0: the client offers anything, so only the server decides.
+    offer = cipher if version == "-tls1_3" else f"{cipher}:@SECLEVEL=0"
+    return s_client(port, version, option, offer, servername=host).get("cipher") == cipher
+
+
+@pytest.mark.parametrize("key_type", ["rsa", "ecdsa"])
+def test_tls_negotiates_exactly_the_intermediate_suites(
+    key_type: str, production: Edge, postgres_server: PostgresServer, second_redis_url: str
+) -> None:
+    ciphers = _openssl_ciphers()
+    tls12 = [name for name, version in ciphers if version != "TLSv1.3"]
+    tls13 = [name for name, version in ciphers if version == "TLSv1.3"]
+    assert len(tls12) > 100  # the whole OpenSSL list, weak suites included
+
+    @contextmanager
+    def edge_for_key() -> Iterator[Edge]:
+        if key_type == "rsa":
+            yield production
+        else:
+            with running_edge(
+                "production", postgres_server, second_redis_url, key_type=key_type
+            ) as other:
+                yield other
+
+    with edge_for_key() as edge, ThreadPoolExecutor(8) as pool:
+        port = edge.conf.tls_port
+        tried = [("-tls1_2", c) for c in tls12] + [("-tls1_3", c) for c in tls13]
+        results = pool.map(lambda t: (t, _negotiates(port, edge.host, *t)), tried)
+        negotiated = {cipher for (version, cipher), ok in results if ok}
+    authentication = "-ECDSA-" if key_type == "ecdsa" else "-RSA-"
+    expected = {c for c in MOZILLA_INTERMEDIATE_TLS12 if authentication in c} | MOZILLA_TLS13
+    assert negotiated == expected
+
+
+@pytest.fixture
+def old_protocol_server(tmp_path: Path) -> Iterator[int]:
+    """`openssl s_server` accepting TLS 1.0 and 1.1: shows the client below really tries them."""
+    tmp_path.chmod(0o755)
+    files = self_signed_certificate(tmp_path, "old.test")
+    port = free_port()
+    process = subprocess.Popen(
+        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", files.certificate,
+         "-key", files.key, "-cipher", "ALL:@SECLEVEL=0", "-min_protocol", "TLSv1", "-www"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_tls_1_0_and_1_1_are_refused_and_no_session_ticket_is_issued(
+    production: Edge, old_protocol_server: int
+) -> None:
+    for version, name in (("-tls1", "TLSv1"), ("-tls1_1", "TLSv1.1")):
+        offered = (version, "-cipher", "ALL:@SECLEVEL=0")
+        control = s_client(old_protocol_server, *offered, servername="old.test")
+        assert control["protocol"] == name, control
+        refused = s_client(production.conf.tls_port, *offered, servername=production.host)
+        assert refused["cipher"] == "(NONE)", refused
+    assert s_client(old_protocol_server, "-tls1_2", servername="old.test")["ticket"] == "yes"
+    session = s_client(production.conf.tls_port, "-tls1_2", servername=production.host)
+    assert session["protocol"] == "TLSv1.2" and session["ticket"] == "no", session
 
 
 # --- 6. Credentials in query strings stay out of the logs -----------------------------------
