@@ -51,6 +51,15 @@ TLS_DIR = "/etc/nginx/tls"
 
 PUBLIC_PREFIX = "/api/"
 """The only app paths the edge routes; every other path gets nginx's own JSON 404."""
+CORS_EXPOSE_HEADERS = (
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+)
+"""The app's Access-Control-Expose-Headers (app/security.py `cors_options`), which nginx's own
+error answers repeat so a browser can read them; a test compares the two live."""
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 _SIZE = re.compile(r"^\d+[kKmM]?$")
@@ -60,6 +69,9 @@ _TEMPLATE = jinja2.Environment(
     keep_trailing_newline=True,
     autoescape=False,
 )
+# Origins go into case-sensitive regular expressions: nginx compares plain map keys without
+# regard to case, the app's CORS middleware does not.
+_TEMPLATE.filters["regex"] = re.escape
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +109,7 @@ class NginxConf:
     """Networks of the load balancers in front of nginx: only from these peers does nginx take
     the client address from X-Forwarded-For. Empty: the connecting address is the client's."""
     allowed_origins: tuple[str, ...] = ()
-    """CORS allowlist."""
+    """CORS allowlist, for nginx's own answers (the app answers CORS for everything it serves)."""
     rate_per_second: int = 20
     """Sustained requests per second per client address."""
     burst: int = 40
@@ -138,7 +150,9 @@ class NginxConf:
 def render_nginx_conf(conf: NginxConf) -> str:
     """nginx.conf for `conf`; the same input always gives the same text."""
     values = {name: getattr(conf, name) for name in conf.__dataclass_fields__}
-    return _TEMPLATE.get_template("nginx.conf.j2").render(values, public_prefix=PUBLIC_PREFIX)
+    return _TEMPLATE.get_template("nginx.conf.j2").render(
+        values, public_prefix=PUBLIC_PREFIX, cors_expose_headers=", ".join(CORS_EXPOSE_HEADERS)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -39,7 +40,14 @@ def test_nginx_cors_allows_only_the_allowlist() -> None:
     )
     cors_map = text.split("map $http_origin $cors_origin {")[1].split("}")[0]
     entries = [line.split()[0].strip('"') for line in cors_map.strip().splitlines()]
-    assert entries == ["default", *origins]
+    assert entries[0] == "default"
+    # One case-sensitive, anchored regular expression per origin, as the app compares them.
+    patterns = [re.compile(entry.removeprefix("~")) for entry in entries[1:]]
+    assert all(p.pattern.startswith("^") and p.pattern.endswith("$") for p in patterns)
+    for pattern, origin in zip(patterns, origins, strict=True):
+        assert pattern.fullmatch(origin)
+        for near in (origin.upper(), origin.replace("a", "x"), origin + ".evil.example"):
+            assert not pattern.fullmatch(near), near
     assert "*" not in cors_map
     with pytest.raises(ValueError, match="origin"):
         NginxConf(upstream="app:8000", server_name="a.example.com", allowed_origins=("*",))

@@ -774,6 +774,89 @@ def test_tls_1_0_and_1_1_are_refused_and_no_session_ticket_is_issued(
     assert session["protocol"] == "TLSv1.2" and session["ticket"] == "no", session
 
 
+# --- 5. CORS: the app answers, the edge agrees ----------------------------------------------
+
+
+def _cors(response: Answer | httpx.Response) -> tuple[int, dict[str, str]]:
+    access = {
+        name.lower(): value
+        for name, value in response.headers.multi_items()
+        if name.lower().startswith("access-control-")
+    }
+    return response.status_code, access
+
+
+def test_the_edge_gives_the_apps_cors_answers_byte_for_byte(production: Edge) -> None:
+    allowed = production.conf.allowed_origins
+    origins = [
+        *allowed,
+        allowed[0].upper(),
+        allowed[0].replace("https://", "http://"),
+        f"{allowed[0]}:443",
+        f"{allowed[0]}.evil.com",
+        allowed[0].replace("://", "://evil-"),
+        "null",
+    ]
+    asks: list[tuple[str, dict[str, str]]] = [("GET", {})]
+    for method, headers in (
+        ("POST", "content-type"),
+        ("DELETE", "x-api-key"),
+        ("GET", "x-request-id"),
+        ("PUT", ""),
+        ("TRACE", ""),
+        ("PATCH", ""),
+        ("POST", "x-evil"),
+    ):
+        ask = {"Access-Control-Request-Method": method}
+        if headers:
+            ask["Access-Control-Request-Headers"] = headers
+        asks.append(("OPTIONS", ask))
+    with production.client("127.0.0.30") as edge, production.direct("127.0.0.31") as app:
+        for origin in origins:
+            for method, ask in asks:
+                headers = {"Origin": origin, **ask}
+                through = _cors(edge.request(method, ITEMS, headers=headers))
+                assert through == _cors(app.request(method, ITEMS, headers=headers)), headers
+                if origin not in allowed:
+                    assert through[1] == {}, headers  # look-alikes get no CORS header at all
+    with production.client("127.0.0.30") as edge:
+        ok = edge.options(
+            ITEMS, headers={"Origin": allowed[0], "Access-Control-Request-Method": "POST"}
+        )
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == allowed[0]
+
+
+def test_nginx_own_answers_carry_the_apps_cors_headers_for_allowed_origins(
+    production: Edge,
+) -> None:
+    allowed = production.conf.allowed_origins[0]
+    with production.direct("127.0.0.33") as app:
+        expected = _cors(app.get(ITEMS, headers={"Origin": allowed}))[1]
+    assert expected["access-control-allow-origin"] == allowed
+    host = f"Host: {production.host}"
+    for origin, cors in ((allowed, expected), (f"{allowed}.evil.com", {})):
+        asks = [
+            request_bytes(f"POST {ITEMS} HTTP/1.1", host, f"Origin: {origin}",
+                          f"Content-Length: {1024 * 1024 + 1}"),
+            request_bytes("GET /metrics HTTP/1.1", host, f"Origin: {origin}"),
+        ]  # fmt: skip
+        answers = [production.exchange(ask, source="127.0.0.32") for ask in asks]
+        assert [_cors(a) for a in answers] == [(413, cors), (404, cors)], origin
+
+
+def test_preflights_count_against_the_edge_rate_limit(production: Edge) -> None:
+    allowed = production.conf.allowed_origins[0]
+    preflight = {"Origin": allowed, "Access-Control-Request-Method": "POST"}
+    count = 2 * (production.conf.burst + production.conf.rate_per_second)
+    with production.client("127.0.0.34") as c, ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: c.options(ITEMS, headers=preflight), range(count)))
+    statuses = {a.status_code for a in answers}
+    assert statuses == {200, 429}, statuses
+    limited = next(a for a in answers if a.status_code == 429)
+    assert_nginx_error(limited, 429, "rate_limited")
+    assert limited.headers["retry-after"] == "1"
+
+
 # --- 6. Credentials in query strings stay out of the logs -----------------------------------
 
 
