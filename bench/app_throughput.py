@@ -1,6 +1,6 @@
 """App throughput, directly and behind the project's nginx, measured with wrk on loopback.
 
-Starts a real PostgreSQL and Redis (tests.servers), the app (`python -m app`, production
+Starts a real PostgreSQL and Redis (tests.support.servers), the app (`python -m app`, production
 settings) and nginx with the configuration `render_nginx_conf` produces for the stacks, with
 only ports, paths, the host name (127.0.0.1) and the edge's per-client limits changed
 (`--edge-rate`, `--edge-burst`, `--edge-connections`: from one address, `limit_req` and
@@ -34,8 +34,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench._common import REPO_ROOT, BenchError, print_machine, tree_cpu_seconds, write_json
 from components.nginx import NginxConf, render_nginx_conf
-from tests.app_process import app_env
-from tests.servers import (
+from tests.support.app_process import app_env
+from tests.support.servers import (
     PostgresServer,
     RedisServer,
     ServerProcess,

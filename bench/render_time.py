@@ -20,9 +20,9 @@ from typing import Any
 from bench._common import median, print_machine, write_json
 from components.app_service import AppService, AppServiceArgs
 from infra import program
-from infra.offline import StackRun, run_program, run_stack, stack_config
-from infra.render import render
-from infra.spec import Compute
+from infra.offline.render import render
+from infra.offline.runtime import StackRun, run_program, run_stack, stack_config
+from spec.service import Compute
 
 STACKS = ("dev", "staging", "production")
 

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.common import TMP, TMP_MOUNT, secret_password
-from infra.spec import (
+from spec.service import (
     Autoscaling,
     Compute,
     Container,

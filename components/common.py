@@ -7,7 +7,7 @@ from pathlib import Path
 import pulumi
 import pulumi_random as random
 
-from infra.spec import Compute, Mount, ScratchVolume
+from spec.service import Compute, Mount, ScratchVolume
 
 FILES = Path(__file__).parent / "files"
 """Monitoring assets, nginx template: data files loaded by path, never Python strings."""

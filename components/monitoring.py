@@ -13,7 +13,7 @@ import pulumi
 import yaml
 
 from components.common import FILES, TMP, TMP_MOUNT, secret_password
-from infra.spec import (
+from spec.service import (
     Compute,
     Container,
     DataVolume,

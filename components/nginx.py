@@ -18,7 +18,7 @@ import jinja2
 import pulumi
 
 from components.common import EXPORTER_COMPUTE, FILES, TMP, TMP_MOUNT
-from infra.spec import (
+from spec.service import (
     Compute,
     Container,
     ExistingSecretVolume,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.common import EXPORTER_COMPUTE, TMP, TMP_MOUNT, secret_password
-from infra.spec import (
+from spec.service import (
     Compute,
     Container,
     DataVolume,

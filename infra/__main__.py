@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, summary in COMMANDS.items():
-        module = importlib.import_module(f"infra.{name}")
+        module = importlib.import_module(f"infra.offline.{name}")
         module.configure_parser(commands.add_parser(name, help=summary, description=summary))
     args = parser.parse_args(argv)
     return args.handler(args)

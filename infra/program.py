@@ -17,9 +17,9 @@ from components.monitoring import Monitoring, MonitoringArgs, ScrapeTarget
 from components.nginx import Nginx, NginxArgs
 from components.postgres import BackupPolicy, Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
-from infra.platform_docker import DockerPlatform, prepare_networks
-from infra.platform_kubernetes import KubernetesPlatform, prepare_namespace
-from infra.spec import Compute, Platform
+from infra.platforms.docker import DockerPlatform, prepare_networks
+from infra.platforms.kubernetes.platform import KubernetesPlatform, prepare_namespace
+from spec.service import Compute, Platform
 from stacks.settings import ComputeSettings, Settings
 
 

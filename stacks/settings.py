@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import pulumi
 
-from infra.spec import host_name_problem, is_pinned_image, network_problem
+from spec.service import host_name_problem, is_pinned_image, network_problem
 
 NAMESPACE = "safeguard"
 Environment = Literal["development", "staging", "production"]

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from components.nginx import render_nginx_conf
-from tests.app_process import APP_REDIS_DB, flush_redis
-from tests.servers import (
+from tests.support.app_process import APP_REDIS_DB, flush_redis
+from tests.support.servers import (
     LIVE_APP_ORIGINS,
     LIVE_APP_REDIS_DB,
     LiveApp,
@@ -77,7 +77,7 @@ def live_app(postgres_server: PostgresServer, redis_server: RedisServer) -> Iter
     """`python -m app` as deployed (APP_ENV=production) on a free loopback port, with its own
     database, shared by the nginx, Prometheus and metrics-contract tests; its JSON log goes to
     a file the tests read while it runs."""
-    from tests.app_process import app_env
+    from tests.support.app_process import app_env
 
     name = f"edge_{uuid.uuid4().hex[:12]}"
     database = postgres_server.create_database(name)

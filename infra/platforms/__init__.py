@@ -1,0 +1,1 @@
+"""Platform back ends: each turns a service description into its platform's resources."""

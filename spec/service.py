@@ -1,0 +1,310 @@
+"""The platform-neutral description of a service, and the Platform protocol that deploys it.
+
+Components describe each service once with these dataclasses; the back ends in
+`infra.platforms.kubernetes` and `infra.platforms.docker` turn the description into resources.
+The hardening every container gets (non-root, read-only root, no capabilities, no privilege
+escalation) is not optional here: there is no field to switch it off, so it holds on both
+platforms for every workload.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import pulumi
+
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+def is_pinned_image(image: str) -> bool:
+    """True when `image` names an immutable-enough version: a digest, or a tag other than latest."""
+    if "@sha256:" in image:
+        return True
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return False
+    tag = last.rsplit(":", 1)[1]
+    return bool(_TAG.match(tag)) and tag != "latest"
+
+
+def host_name_problem(name: str) -> str | None:
+    """Why `name` cannot be the host name a service is reached by (None if it can): a DNS name
+    or an IPv4 address, never a wildcard or nginx's catch-all "_"."""
+    if _HOST_NAME.match(name):
+        return None
+    return f"{name!r} is not a host name (letters, digits, '-' and '.'; no '_' or '*')"
+
+
+def network_problem(cidr: str) -> str | None:
+    """Why `cidr` is not an IP network such as 10.0.0.0/8 or 2001:db8::/32 (None if it is)."""
+    try:
+        ipaddress.ip_network(cidr)
+    except ValueError as error:
+        return f"{cidr!r} is not an IP network ({error})"
+    return None
+
+
+def memory_mb(quantity: str) -> int:
+    """A memory quantity in Mi or Gi ("512Mi", "1Gi") as a number of MiB."""
+    match = _MEMORY.match(quantity)
+    if not match:
+        raise ValueError(f"memory quantity {quantity!r} must be a whole number of Mi or Gi")
+    number = int(match.group(1))
+    return number * 1024 if match.group(2) == "Gi" else number
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpGet:
+    """An HTTP GET against the container itself; any 2xx or 3xx answer is healthy."""
+
+    path: str
+    port: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exec:
+    """A command run inside the container; exit code 0 is healthy."""
+
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Probe:
+    """One health check and its timing."""
+
+    check: HttpGet | Exec
+    period_seconds: int = 10
+    timeout_seconds: int = 3
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class Probes:
+    """Liveness restarts a stuck container, readiness gates traffic, startup covers slow boots."""
+
+    liveness: Probe
+    readiness: Probe
+    startup: Probe | None = None
+
+    @classmethod
+    def same(cls, probe: Probe, *, startup: bool = False) -> Probes:
+        """One check used for liveness and readiness (and startup, with a longer budget)."""
+        boot = Probe(check=probe.check, period_seconds=5, timeout_seconds=3, failure_threshold=30)
+        return cls(liveness=probe, readiness=probe, startup=boot if startup else None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compute:
+    """Requests and limits in Kubernetes quantities (cpu "250m", memory "256Mi")."""
+
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Port:
+    """A TCP port the container listens on."""
+
+    name: str
+    port: int
+    target: int | None = None
+    """For service ports: the container port behind it, when it differs."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mount:
+    """Where a volume of the workload appears in one container."""
+
+    volume: str
+    path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScratchVolume:
+    """Writable space that does not outlive the container (emptyDir / tmpfs)."""
+
+    name: str
+    size: str = "64Mi"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataVolume:
+    """Storage that survives restarts and redeploys (PersistentVolumeClaim / named volume)."""
+
+    name: str
+    size: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FilesVolume:
+    """Read-only files rendered by the component (ConfigMap or Secret / uploaded files)."""
+
+    name: str
+    files: Mapping[str, pulumi.Input[str]]
+    secret: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExistingSecretVolume:
+    """A Kubernetes Secret managed outside this program, e.g. a TLS certificate."""
+
+    name: str
+    secret_name: str
+
+
+Volume = ScratchVolume | DataVolume | FilesVolume | ExistingSecretVolume
+
+
+@dataclass(frozen=True, kw_only=True)
+class Container:
+    """One container: the main process of a service, a sidecar, or an init step."""
+
+    name: str
+    image: pulumi.Input[str]
+    uid: int
+    gid: int
+    compute: Compute
+    command: tuple[str, ...] | None = None
+    args: tuple[str, ...] | None = None
+    ports: tuple[Port, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, str] = field(default_factory=dict)
+    """Environment variable -> key of the service's Secret it is read from."""
+    probes: Probes | None = None
+    """Required for every long-running container; init steps have none."""
+    mounts: tuple[Mount, ...] = ()
+    http_client: Literal["wget", "python"] | None = "wget"
+    """What the image can make an HTTP request with. Docker runs health checks inside the
+    container, so HttpGet probes become a command of this tool there; None (scratch images)
+    means Docker cannot check the container, and `no_docker_healthcheck` says why."""
+    no_docker_healthcheck: str | None = None
+    """Why Docker cannot health-check this container and what watches it instead. Required
+    exactly when its probes cannot run inside the container; the Docker back end declares it
+    as the reason of an exemption from the `docker-healthcheck` policy, so every policy report
+    lists it for review."""
+
+    def __post_init__(self) -> None:
+        # A container with probes that Docker cannot run must say why (and what covers it); a
+        # reason on a container Docker can check would be a stale exemption.
+        http_probes = self.probes is not None and any(
+            isinstance(p.check, HttpGet)
+            for p in (self.probes.liveness, self.probes.readiness, self.probes.startup)
+            if p is not None
+        )
+        uncheckable = http_probes and self.http_client is None
+        reason = (self.no_docker_healthcheck or "").strip()
+        if uncheckable and not reason:
+            raise ValueError(
+                f"container {self.name!r}: Docker cannot run its HTTP probes (no http_client); "
+                "set no_docker_healthcheck to why, and what watches it instead"
+            )
+        if reason and not uncheckable:
+            raise ValueError(
+                f"container {self.name!r}: no_docker_healthcheck is set, but Docker can check "
+                "this container; remove it"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ingress:
+    """Who may open connections to which ports of the service."""
+
+    from_services: tuple[str, ...] = ()
+    """Service names (the `component` label on Kubernetes) allowed in."""
+    ports: tuple[int, ...] = ()
+    from_anywhere: bool = False
+    """Only the edge proxy sets this: it is the one entry point from outside the namespace."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Autoscaling:
+    """Horizontal scaling on CPU utilisation (of the requests)."""
+
+    min_replicas: int
+    max_replicas: int
+    target_cpu_percent: int = 70
+
+
+@dataclass(frozen=True, kw_only=True)
+class Publish:
+    """How the service is reached from outside (Docker: a host port on 127.0.0.1)."""
+
+    port: int
+    """Container port."""
+    host_port: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceSpec:
+    """Everything a back end needs to run one service."""
+
+    name: str
+    """Service name: the DNS name other services use, and the root of every child name."""
+    containers: tuple[Container, ...]
+    """The first container is the service's main process; the others are sidecars."""
+    init_containers: tuple[Container, ...] = ()
+    replicas: int = 1
+    stateful: bool = False
+    volumes: tuple[Volume, ...] = ()
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The service's Secret: credentials, never rendered into plain env or ConfigMaps."""
+    service_ports: tuple[Port, ...] = ()
+    ingress: tuple[Ingress, ...] = ()
+    autoscaling: Autoscaling | None = None
+    min_available: int | None = None
+    """Pods kept through voluntary disruptions; None means no PodDisruptionBudget."""
+    service_account_token: bool = False
+    node_metrics: bool = False
+    """Reads kubelet/cAdvisor metrics through the API server (Prometheus on Kubernetes): the one
+    workload that gets a ServiceAccount token, bound to a read-only ClusterRole."""
+    resource_name: str | None = None
+    """Prefix of the Pulumi resource names when it differs from `name`."""
+    public: bool = False
+    """The edge: exposed outside the platform (LoadBalancer/Ingress; Docker: published port)."""
+    publish: tuple[Publish, ...] = ()
+    """Docker only: extra ports published on 127.0.0.1 for operators (Grafana, Prometheus)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduledJob:
+    """A command run on a schedule next to a service (backups)."""
+
+    name: str
+    schedule: str
+    container: Container
+    volumes: tuple[Volume, ...] = ()
+    secrets_of: str | None = None
+    """Name of the service whose Secret the job reads its `secret_env` from."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deployed:
+    """What consumers need to reach a deployed service."""
+
+    host: str
+    """DNS name of the service inside the platform's private network."""
+
+
+class Platform(Protocol):
+    """A back end: turns ServiceSpecs into the platform's resources, children of `parent`."""
+
+    name: Literal["kubernetes", "docker"]
+
+    def deploy(
+        self,
+        spec: ServiceSpec,
+        parent: pulumi.Resource,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> Deployed: ...
+
+    def schedule(self, job: ScheduledJob, parent: pulumi.Resource) -> None: ...

@@ -1,0 +1,178 @@
+"""The GitHub workflows users of the project run: valid against GitHub's workflow schema, every
+stack covered, actions pinned, least privilege, production gated and policed."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.offline.runtime import PROJECT_ROOT
+
+WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
+PR = WORKFLOWS / "pr.yml"
+DEPLOY = WORKFLOWS / "deploy.yml"
+STACKS = sorted(p.name.split(".")[1] for p in PROJECT_ROOT.glob("Pulumi.*.yaml"))
+PINNED = re.compile(
+    r"^\s*(?:-\s+)?uses:\s+[\w.-]+/[\w.-]+(?:/[\w./-]+)?@[0-9a-f]{40} # v\d+(\.\d+)*$"
+)
+ALLOWED_WRITES = {"pull-requests", "id-token"}
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def _jobs(path: Path) -> dict[str, dict[str, Any]]:
+    return _load(path)["jobs"]
+
+
+def _steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return job.get("steps", [])
+
+
+def _pulumi_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in _steps(job) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+
+
+def _commands(job: dict[str, Any]) -> Iterator[list[str]]:
+    """Every shell command of the job's `run` steps, split into words (continuations joined)."""
+    for step in _steps(job):
+        for line in step.get("run", "").replace("\\\n", " ").splitlines():
+            if line.strip() and not line.strip().startswith("#"):
+                yield shlex.split(line, comments=True)
+
+
+def _check_jsonschema(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows"]
+        + [str(p) for p in paths],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_workflows_match_the_github_workflow_schema() -> None:
+    result = _check_jsonschema(PR, DEPLOY)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    broken = _load(DEPLOY)
+    broken["jobs"]["production"]["environment"] = {"nmae": "production"}
+    (tmp_path / "deploy.yml").write_text(yaml.safe_dump(broken))
+    result = _check_jsonschema(tmp_path / "deploy.yml")
+    assert result.returncode == 1 and "nmae" in result.stdout
+
+
+def test_every_stack_is_checked_and_diffed_in_pull_requests() -> None:
+    assert STACKS == ["dev", "production", "staging"]
+    job = _jobs(PR)["stack"]
+    assert sorted(job["strategy"]["matrix"]["stack"]) == STACKS
+    commands = list(_commands(job))
+    assert ["python", "-m", "infra", "check", "--stack", "$STACK"] in commands
+    diff = next(c for c in commands if c[:4] == ["python", "-m", "infra", "diff"])
+    assert diff[diff.index("--base") + 1] == "origin/$BASE_REF"
+    assert diff[diff.index("--format") + 1] == "markdown"
+    assert job["steps"][0]["with"]["fetch-depth"] == 0
+    env = next(s["env"] for s in _steps(job) if "infra diff" in s.get("run", ""))
+    assert env == {"STACK": "${{ matrix.stack }}", "BASE_REF": "${{ github.base_ref }}"}
+
+
+def test_every_stack_is_deployed_in_order_with_its_policy_pack() -> None:
+    jobs = _jobs(DEPLOY)
+    deployed = {}
+    for name, job in jobs.items():
+        (step,) = _pulumi_steps(job)
+        stack = step["with"]["stack-name"]
+        deployed[stack] = name
+        assert step["with"]["command"] == "up"
+        assert step["with"]["policyPacks"] == "policies"
+        config = step["with"]["policyPackConfigs"]
+        assert config == f"policies/config/{stack}.json" and (PROJECT_ROOT / config).is_file()
+        assert ["python", "-m", "infra", "check", "--stack", stack] in list(_commands(job))
+        assert job["concurrency"] == {"group": f"deploy-{stack}", "cancel-in-progress": False}
+    assert sorted(deployed) == STACKS
+    assert jobs[deployed["staging"]]["needs"] == deployed["dev"]
+    assert jobs[deployed["production"]]["needs"] == deployed["staging"]
+
+
+def test_production_waits_for_the_production_environment() -> None:
+    production = _jobs(DEPLOY)["production"]
+    environment = production["environment"]
+    name = environment["name"] if isinstance(environment, dict) else environment
+    assert name == "production"
+    triggers = _load(DEPLOY).get("on", _load(DEPLOY).get(True))
+    assert triggers["push"] == {"branches": ["main"]}
+
+
+def test_lint_and_tests_run_with_the_servers_the_ci_script_installs() -> None:
+    job = _jobs(PR)["lint-and-test"]
+    commands = list(_commands(job))
+    installed = {w for c in commands if c[:3] == ["sudo", "apt-get", "install"] for w in c[3:]}
+    ci_script = (PROJECT_ROOT / ".ci" / "run").read_text().replace("\\\n", " ")
+    ci_line = next(line for line in ci_script.splitlines() if "apt-get install" in line)
+    wanted = {w for w in shlex.split(ci_line) if re.fullmatch(r"[a-z][a-z0-9.+-]+", w)}
+    wanted -= {"apt-get", "install"}
+    assert {"postgresql", "redis-server", "nginx", "prometheus"} <= wanted <= installed
+    for command in (["python", "-m", "ruff", "check", "."], ["python", "-m", "pytest"]):
+        assert command in commands
+
+
+def test_the_diff_is_one_comment_found_by_its_marker() -> None:
+    job = _jobs(PR)["diff-comment"]
+    script = next(s["with"]["script"] for s in _steps(job) if "github-script" in s.get("uses", ""))
+    assert 'const marker = "<!-- safeguard-diff -->";' in script
+    assert "updateComment" in script and "createComment" in script
+    assert "c.body.includes(marker)" in script
+    assert job["permissions"] == {"pull-requests": "write"}
+
+
+def test_previews_need_credentials_and_comment_for_dev_and_staging() -> None:
+    job = _jobs(PR)["preview"]
+    assert sorted(job["strategy"]["matrix"]["stack"]) == ["dev", "staging"]
+    assert job["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    (step,) = _pulumi_steps(job)
+    assert step["if"] == "env.PULUMI_ACCESS_TOKEN != ''"
+    assert step["with"]["command"] == "preview"
+    assert step["with"]["comment-on-pr"] is True and step["with"]["diff"] is True
+    assert step["with"]["policyPacks"] == "policies"
+    assert step["with"]["policyPackConfigs"] == "policies/config/${{ matrix.stack }}.json"
+    for other in _steps(job):
+        if other is not step and "uses" in other:
+            assert "env.PULUMI_ACCESS_TOKEN != ''" in other["if"], other["uses"]
+
+
+@pytest.mark.parametrize("path", [PR, DEPLOY], ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_commit(path: Path) -> None:
+    lines = [line for line in path.read_text().splitlines() if re.match(r"^\s*(-\s+)?uses:", line)]
+    assert len(lines) >= 5
+    for line in lines:
+        assert PINNED.match(line), f"{path.name}: not pinned to a full SHA: {line.strip()}"
+
+
+@pytest.mark.parametrize("path", [PR, DEPLOY], ids=lambda p: p.name)
+def test_permissions_are_least_privilege(path: Path) -> None:
+    workflow = _load(path)
+    assert workflow["permissions"] == {"contents": "read"}
+    for name, job in workflow["jobs"].items():
+        permissions = job.get("permissions", {})
+        assert isinstance(permissions, dict), f"{name}: {permissions}"
+        writes = {scope for scope, level in permissions.items() if level == "write"}
+        assert writes <= ALLOWED_WRITES, f"{name}: {writes}"
+        if "pull-requests" in writes:
+            comments = any(
+                s.get("with", {}).get("comment-on-pr") or "createComment" in str(s.get("with"))
+                for s in _steps(job)
+            )
+            assert comments, f"{name} may write to pull requests but never comments"
+    if path == DEPLOY:
+        assert all("permissions" not in job for job in workflow["jobs"].values())

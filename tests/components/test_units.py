@@ -1,0 +1,93 @@
+"""Components built one at a time under mocks: their args refuse bad values before any child
+exists, and a lone component keeps its credentials secret."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from components.postgres import BackupPolicy, PostgresArgs
+from components.redis import Redis, RedisArgs
+from infra.platforms.kubernetes.platform import KubernetesPlatform
+from spec.service import Compute
+from tests.support.mocks import is_secret, run_program, unwrap
+
+COMPUTE = Compute(
+    cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"
+)
+
+
+def _platform() -> KubernetesPlatform:
+    return KubernetesPlatform(namespace="unit", instance="unit")
+
+
+@pytest.mark.parametrize(
+    ("build", "problem"),
+    [
+        (
+            lambda p: RedisArgs(platform=p, compute=COMPUTE, storage_size="1Gi", image="redis"),
+            "pinned",
+        ),
+        (
+            lambda p: RedisArgs(
+                platform=p, compute=COMPUTE, storage_size=None, exporter_image="x:latest"
+            ),
+            "pinned",
+        ),
+        (
+            lambda p: PostgresArgs(
+                platform=p,
+                compute=COMPUTE,
+                storage_size="1Gi",
+                backup=BackupPolicy(schedule="0 3 * * *", retention_days=0, storage_size="1Gi"),
+            ),
+            "retention_days",
+        ),
+        (
+            lambda p: PostgresArgs(
+                platform=p, compute=COMPUTE, storage_size="1Gi", database="app; drop"
+            ),
+            "identifiers",
+        ),
+    ],
+)
+def test_invalid_args_fail_before_any_resource(build, problem: str) -> None:
+    def program() -> None:
+        Redis("redis", build(_platform()))
+
+    with pytest.raises(ValueError, match=problem) as raised:
+        run_program(program, stack="unit", config={})
+    assert raised.value.recorded == []  # type: ignore[attr-defined]
+
+
+def test_a_lone_redis_keeps_its_password_secret_and_persists_to_a_volume() -> None:
+    def program() -> None:
+        cache = Redis("cache", RedisArgs(platform=_platform(), compute=COMPUTE, storage_size="2Gi"))
+        pulumi.export("url", cache.url)
+        pulumi.export("password", cache.password)
+        pulumi.export("host", cache.host)
+
+    run = run_program(program, stack="unit", config={})
+
+    assert {"url", "password"} <= run.secret_outputs
+    assert "host" not in run.secret_outputs
+    password = run.outputs["password"]
+    assert password and password in run.outputs["url"]
+    [component] = [r for r in run.resources if r.type == "safeguard:components:Redis"]
+    assert component.custom is False
+    [stateful_set] = [r for r in run.resources if r.kind == "StatefulSet"]
+    spec = unwrap(stateful_set.inputs)["spec"]
+    [claim] = spec["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    redis_container = next(
+        c for c in spec["template"]["spec"]["containers"] if c["name"] == "redis"
+    )
+    assert "--appendonly yes" in " ".join(
+        redis_container.get("command", []) + redis_container.get("args", [])
+    )
+    for resource in run.resources:
+        if resource.kind in {"ConfigMap", "StatefulSet", "Service"}:
+            assert password not in repr(unwrap(resource.inputs)), resource.name
+    assert any(
+        r.kind == "Secret" and is_secret(r.inputs.get("stringData")) for r in run.resources
+    ), "the password must reach Kubernetes only through a secret Secret"

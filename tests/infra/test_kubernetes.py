@@ -1,0 +1,220 @@
+"""Properties of the Kubernetes stacks (staging, production), read from the recorded resources."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from spec.service import is_pinned_image
+from tests.support.mocks import (
+    KUBERNETES_STACKS,
+    build_stack,
+    containers,
+    is_secret,
+    pod_specs,
+    unwrap,
+)
+
+pytestmark = pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+
+
+def _by_kind(run, kind: str) -> dict[str, dict]:
+    return {
+        r.inputs["metadata"]["name"]: unwrap(r.inputs)
+        for r in run.resources
+        if r.custom and r.kind == kind and r.type.startswith("kubernetes:")
+    }
+
+
+def test_every_container_is_hardened_with_probes_and_limits(stack: str) -> None:
+    run = build_stack(stack)
+    seen = 0
+    for workload, pod in pod_specs(run):
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container, is_init in containers(pod):
+            seen += 1
+            where = f"{workload.name}/{container['name']}"
+            security = container["securityContext"]
+            assert security["runAsNonRoot"] is True, where
+            assert security["runAsUser"] > 0, where
+            assert security["readOnlyRootFilesystem"] is True, where
+            assert security["allowPrivilegeEscalation"] is False, where
+            assert security["capabilities"]["drop"] == ["ALL"], where
+            assert security["seccompProfile"] == {"type": "RuntimeDefault"}, where
+            for kind in ("requests", "limits"):
+                assert set(container["resources"][kind]) == {"cpu", "memory"}, where
+            assert is_pinned_image(container["image"]), where
+            if not is_init and workload.kind != "CronJob":
+                assert "livenessProbe" in container and "readinessProbe" in container, where
+    # app + migrate, 3 x (server + exporter), backup, prometheus, alertmanager, grafana
+    assert seen == 12
+
+
+def test_only_prometheus_gets_a_service_account_token(stack: str) -> None:
+    run = build_stack(stack)
+    with_token = {
+        w.inputs["metadata"]["name"]
+        for w, pod in pod_specs(run)
+        if pod["automountServiceAccountToken"] is not False
+    }
+    assert with_token == {"prometheus"}
+    accounts = _by_kind(run, "ServiceAccount")
+    assert [n for n, a in accounts.items() if a["automountServiceAccountToken"]] == ["prometheus"]
+
+
+def test_everything_lives_in_the_stack_namespace(stack: str) -> None:
+    run = build_stack(stack)
+    expected = f"safeguard-{stack}"
+    assert list(_by_kind(run, "Namespace")) == [expected]
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+    for r in run.resources:
+        if r.custom and r.type.startswith("kubernetes:") and r.kind not in cluster_scoped:
+            assert r.inputs["metadata"]["namespace"] == expected, r.name
+
+
+def test_service_selectors_match_pods_and_target_ports_exist(stack: str) -> None:
+    run = build_stack(stack)
+    pods = [
+        (pod, w.inputs["spec"]["template"]["metadata"]["labels"])
+        for w, pod in pod_specs(run)
+        if w.kind != "CronJob"
+    ]
+    for name, service in _by_kind(run, "Service").items():
+        selector = service["spec"]["selector"]
+        matching = [pod for pod, labels in pods if selector.items() <= labels.items()]
+        assert len(matching) == 1, name
+        ports = {p["containerPort"] for c in matching[0]["containers"] for p in c.get("ports", [])}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in ports, f"{name}:{port['port']}"
+
+
+def test_pods_reference_only_configmaps_and_secrets_that_exist(stack: str) -> None:
+    run = build_stack(stack)
+    config_maps = set(_by_kind(run, "ConfigMap"))
+    secrets = set(_by_kind(run, "Secret")) | {f"safeguard-{stack}-tls"}
+    for workload, pod in pod_specs(run):
+        for volume in pod.get("volumes", []):
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in config_maps, workload.name
+            if "secret" in volume:
+                assert volume["secret"]["secretName"] in secrets, workload.name
+        for container, _ in containers(pod):
+            for source in container.get("envFrom", []):
+                assert source["configMapRef"]["name"] in config_maps
+            for env in container.get("env", []):
+                assert env["valueFrom"]["secretKeyRef"]["name"] in secrets
+
+
+def _ingress(policy: dict) -> dict[int, set[str] | None]:
+    """port -> names allowed in (None: anyone)."""
+    allowed: dict[int, set[str] | None] = {}
+    for rule in policy["spec"].get("ingress", []):
+        sources = (
+            {p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in rule["from"]}
+            if "from" in rule
+            else None
+        )
+        for port in rule["ports"]:
+            allowed[port["port"]] = sources
+    return allowed
+
+
+def test_network_policies_isolate_the_data_stores(stack: str) -> None:
+    run = build_stack(stack)
+    policies = _by_kind(run, "NetworkPolicy")
+    assert policies["default-deny-ingress"]["spec"] == {
+        "podSelector": {},
+        "policyTypes": ["Ingress"],
+    }
+    assert _ingress(policies["postgres"]) == {
+        5432: {"app", "postgres-backup"},
+        9187: {"prometheus"},
+    }
+    assert _ingress(policies["redis"]) == {6379: {"app"}, 9121: {"prometheus"}}
+    assert _ingress(policies["app"]) == {8000: {"nginx", "prometheus"}}
+    open_to_all = {name for name, p in policies.items() if None in _ingress(p).values()}
+    assert open_to_all == {"nginx"}
+
+
+def test_no_generated_secret_leaks_into_plain_values(stack: str) -> None:
+    run = build_stack(stack)
+    assert len(run.passwords) == 4
+    for r in run.resources:
+        if not r.custom:
+            continue
+        if r.kind == "Secret":
+            assert is_secret(r.inputs["stringData"])
+            continue
+        text = json.dumps(r.inputs)
+        for password in run.passwords.values():
+            assert password not in text, f"{r.type} {r.name}"
+    for key, value in run.outputs.items():
+        text = json.dumps(value)
+        if any(p in text for p in run.passwords.values()):
+            assert key in run.secret_outputs, key
+
+
+def test_app_rolls_out_safely_and_migrates_first(stack: str) -> None:
+    run = build_stack(stack)
+    app = _by_kind(run, "Deployment")["app"]
+    assert app["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert app["spec"]["progressDeadlineSeconds"] > 0
+    pod = app["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["command"] == ["python", "-m", "app", "migrate"]
+    env = _by_kind(run, "ConfigMap")["app-app-env"]["data"]
+    assert env["MIGRATE_ON_STARTUP"] == "false"
+    assert env["APP_ENV"] == stack
+    secret_keys = set(_by_kind(run, "Secret")["app"]["stringData"])
+    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"} <= secret_keys
+    assert not secret_keys & set(env)
+    spread = pod["topologySpreadConstraints"][0]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_app_scales_and_survives_disruptions(stack: str) -> None:
+    run = build_stack(stack)
+    app = _by_kind(run, "Deployment")["app"]
+    pod_labels = app["spec"]["template"]["metadata"]["labels"]
+    hpa = _by_kind(run, "HorizontalPodAutoscaler")["app"]["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"}
+    assert hpa["minReplicas"] >= 2 and hpa["maxReplicas"] > hpa["minReplicas"]
+    pdb = _by_kind(run, "PodDisruptionBudget")["app"]["spec"]
+    assert pdb["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert 1 <= pdb["minAvailable"] < app["spec"]["replicas"]
+
+
+def test_probe_paths_are_routes_the_app_serves(stack: str) -> None:
+    if importlib.util.find_spec("app") is None:
+        pytest.skip("app/ has not landed yet")
+    from app.main import create_app
+    from app.settings import Settings
+
+    app = create_app(
+        Settings(database_url="postgresql://u:p@localhost/db", redis_url="redis://localhost")
+    )
+    routes = {route.path for route in app.routes}
+    run = build_stack(stack)
+    server = _by_kind(run, "Deployment")["app"]["spec"]["template"]["spec"]["containers"][0]
+    paths = {
+        server[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe", "livenessProbe")
+    }
+    assert paths == {"/health/startup", "/health/ready", "/health/live"}
+    assert paths <= routes
+    scrape = _by_kind(run, "ConfigMap")["monitoring-prometheus-config"]["data"]["prometheus.yml"]
+    assert "app:8000" in scrape and "/metrics" in routes
+
+
+def test_backups_dump_compressed_and_prune_by_retention(stack: str) -> None:
+    run = build_stack(stack)
+    cron = _by_kind(run, "CronJob")["postgres-backup"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid"
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    script = pod["containers"][0]["command"][-1]
+    retention_days = {"staging": 3, "production": 14}[stack]
+    assert "pg_dump" in script and " -Fc " in script
+    assert f"-mmin +{retention_days * 24 * 60} -delete" in script
+    claim = pod["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert claim in _by_kind(run, "PersistentVolumeClaim")

@@ -1,0 +1,352 @@
+"""Offline diff: real changes to a copy of the project in its own git repository, classified as
+`pulumi preview --diff` would, in text, markdown and JSON, with secrets never shown."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.offline.diff import (
+    StackDiff,
+    diff_ref,
+    diff_stack,
+    format_markdown,
+    format_text,
+    to_json,
+)
+from infra.offline.runtime import PROJECT_ROOT
+
+OLD_TOKEN = "hook-token-old-5f1c9a"
+NEW_TOKEN = "hook-token-new-8e2d7b"
+GIT = ("git", "-c", "user.name=test", "-c", "user.email=test@example.com", "-c", "gc.auto=0")
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        [*GIT, "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def _edit_stack(repo: Path, stack: str, section: str, **values: object) -> None:
+    path = repo / f"Pulumi.{stack}.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["config"].setdefault(f"safeguard:{section}", {}).update(values)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _set(repo: Path, stack: str, key: str, value: object) -> None:
+    path = repo / f"Pulumi.{stack}.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["config"][f"safeguard:{key}"] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _diff(repo: Path, *args: str) -> Result:
+    done = subprocess.run(
+        [sys.executable, "-m", "infra", "diff", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project (tracked and new files) committed as tag `base`, a commit with a
+    broken dev stack file tagged `broken`, and uncommitted changes in the working tree: staging
+    and dev edited, stack `qa` added, stack `gone` removed."""
+    root = tmp_path_factory.mktemp("project")
+    listed = _git(PROJECT_ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for relative in filter(None, listed.split("\0")):
+        source = PROJECT_ROOT / relative
+        if source.is_file():
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / relative)
+    _git(root, "init", "-q")
+    _set(root, "staging", "alertWebhookCritical", f"https://hooks.example.com/{OLD_TOKEN}")
+    shutil.copy2(root / "Pulumi.dev.yaml", root / "Pulumi.gone.yaml")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "base")
+    _git(root, "tag", "base")
+    _set(root, "dev", "platform", "nomad")
+    _git(root, "commit", "-q", "-am", "broken")
+    _git(root, "tag", "broken")
+    _git(root, "reset", "-q", "--hard", "base")
+
+    _edit_stack(root, "staging", "app", replicas=3)
+    _edit_stack(root, "staging", "postgres", storageSize="8Gi", backupEnabled=False)
+    _edit_stack(root, "staging", "edge", ingressClass="nginx")
+    _set(root, "staging", "alertWebhookCritical", f"https://hooks.example.com/{NEW_TOKEN}")
+    _edit_stack(root, "dev", "app", resources={"memoryLimit": "512Mi"})
+    _edit_stack(root, "dev", "edge", publicPort=8081)
+    (root / "Pulumi.gone.yaml").unlink()
+    qa = yaml.safe_load((root / "Pulumi.staging.yaml").read_text())
+    qa["config"]["safeguard:namespace"] = "safeguard-qa"
+    (root / "Pulumi.qa.yaml").write_text(yaml.safe_dump(qa, sort_keys=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def diffs(repo: Path) -> list[StackDiff]:
+    """staging and dev, base against the working tree, rendered once for every format test."""
+    return diff_ref(["staging", "dev"], "base", root=repo)
+
+
+@pytest.fixture(scope="module")
+def as_json(diffs: list[StackDiff]) -> str:
+    return to_json(diffs, "base")
+
+
+def _resources(as_json: str, stack: str) -> dict[str, dict]:
+    stacks = {s["stack"]: s for s in json.loads(as_json)["stacks"]}
+    return {r["file"]: r for r in stacks[stack]["resources"]}
+
+
+def _change(resource: dict, path: str) -> dict:
+    matches = [c for c in resource["changes"] if c["path"] == path]
+    assert len(matches) == 1, [c["path"] for c in resource["changes"]]
+    return matches[0]
+
+
+def test_kubernetes_changes_are_classified(as_json: str) -> None:
+    resources = _resources(as_json, "staging")
+
+    app = resources["kubernetes/Deployment-app-deployment.yaml"]
+    assert app["action"] == "update" and app["type"] == "kubernetes:apps/v1:Deployment"
+    replicas = _change(app, "spec.replicas")
+    assert (replicas["op"], replicas["old"], replicas["new"], replicas["replaces"]) == (
+        "update",
+        2,
+        3,
+        None,
+    )
+
+    postgres = resources["kubernetes/StatefulSet-postgres-statefulset.yaml"]
+    assert postgres["action"] == "replace" and postgres["name"] == "postgres"
+    storage = _change(postgres, "spec.volumeClaimTemplates[0].spec.resources.requests.storage")
+    assert (storage["old"], storage["new"]) == ("5Gi", "8Gi")
+    assert "volumeClaimTemplates" in storage["replaces"]
+
+    assert resources["kubernetes/CronJob-postgres-backup-cronjob.yaml"]["action"] == "delete"
+    claim = resources["kubernetes/PersistentVolumeClaim-postgres-backup-backups.yaml"]
+    assert claim["action"] == "delete"
+    created = [f for f, r in resources.items() if r["action"] == "create"]
+    assert created == ["kubernetes/Ingress-nginx-ingress.yaml"]
+
+
+def test_docker_container_changes_follow_the_provider_schema(as_json: str) -> None:
+    resources = _resources(as_json, "dev")
+    app = resources["docker/Container-app-container.yaml"]
+    assert app["action"] == "update"
+    assert _change(app, "memory")["new"] == 512
+    nginx = resources["docker/Container-nginx-container.yaml"]
+    assert nginx["action"] == "replace"
+    port = _change(nginx, "ports[0].external")
+    assert (port["old"], port["new"]) == (8080, 8081) and "ports" in port["replaces"]
+
+
+def test_json_summary_counts_the_listed_resources(as_json: str) -> None:
+    document = json.loads(as_json)
+    assert document["base"] == "base"
+    assert [s["stack"] for s in document["stacks"]] == ["staging", "dev"]
+    for stack in document["stacks"]:
+        summary = stack["summary"]
+        for action in ("create", "update", "replace", "delete"):
+            listed = [r for r in stack["resources"] if r["action"] == action]
+            assert summary[action] == len(listed), (stack["stack"], action)
+        assert summary["unchanged"] > 20 and stack["base_missing"] is False
+
+
+def test_markdown_has_a_table_per_stack_then_collapsed_details(diffs: list[StackDiff]) -> None:
+    text = format_markdown(diffs, "base")
+    staging = text.index("### Stack `staging` against `base`: 1 to create, ")
+    dev = text.index("### Stack `dev` against `base`: 2 to update, 1 to replace, ")
+    assert staging == 0 < dev
+    for start, end in ((staging, dev), (dev, len(text))):
+        section = text[start:end]
+        table = section.index("| action | type | name | file |")
+        assert table < section.index("<details>") < section.index("</details>")
+        assert "> [!WARNING]" in section
+    assert (
+        "| **replace** | `kubernetes:apps/v1:StatefulSet` | `postgres` | "
+        "`kubernetes/StatefulSet-postgres-statefulset.yaml` |" in text
+    )
+    assert "~ spec.replicas: 2 => 3" in text
+    assert "~ ports[0].external: 8080 => 8081  [forces replacement:" in text
+
+
+def test_text_lists_actions_and_property_paths(diffs: list[StackDiff]) -> None:
+    lines = format_text(diffs[:1], "base").splitlines()
+    assert lines[0].startswith("Stack staging (base => working tree): 1 to create, ")
+    header = next(i for i, line in enumerate(lines) if "StatefulSet postgres " in line)
+    assert lines[header].split()[:2] == ["+-", "replace"]
+    assert (
+        lines[header + 1]
+        .strip()
+        .startswith(
+            '~ spec.volumeClaimTemplates[0].spec.resources.requests.storage: "5Gi" => "8Gi"'
+        )
+    )
+    assert any(line.strip() == "~ spec.replicas: 2 => 3" for line in lines)
+    assert any(line.split()[:2] == ["-", "delete"] and "CronJob" in line for line in lines)
+
+
+def test_secret_values_never_appear(diffs: list[StackDiff]) -> None:
+    # The webhook changed between the base and the working tree.
+    for text in (to_json(diffs, "base"), format_markdown(diffs, "base"), format_text(diffs, "b")):
+        assert OLD_TOKEN not in text and NEW_TOKEN not in text
+
+
+def test_a_stack_new_since_the_base_is_all_creates(repo: Path) -> None:
+    result = _diff(repo, "--stack", "qa", "--base", "base", "--format", "json")
+    assert result.code == 3, result.err
+    (stack,) = json.loads(result.out)["stacks"]
+    assert stack["base_missing"] is True and stack["summary"]["unchanged"] == 0
+    actions = {r["action"] for r in stack["resources"]}
+    assert actions == {"create"} and stack["summary"]["create"] > 40
+
+
+def test_a_stack_removed_since_the_base_is_all_deletes(repo: Path) -> None:
+    (diff,) = diff_ref(["gone"], "base", root=repo)
+    assert diff.resources and {r.action for r in diff.resources} == {"delete"}
+    assert "docker/Container-app-container.yaml" in {r.file for r in diff.resources}
+
+
+def test_a_base_that_cannot_render_is_an_error_and_leaves_no_worktree(repo: Path) -> None:
+    result = _diff(repo, "--stack", "dev", "--base", "broken")
+    assert result.code == 2 and result.out == ""
+    assert "rendering stack dev at base broken failed" in result.err
+    assert "nomad" in result.err  # the render's own message, passed on
+    worktrees = _git(repo, "worktree", "list", "--porcelain").count("worktree ")
+    assert worktrees == 1
+
+
+def test_unknown_ref_and_unknown_stack_are_errors(repo: Path) -> None:
+    bad_ref = _diff(repo, "--stack", "staging", "--base", "no-such-branch")
+    assert bad_ref.code == 2 and "unknown git ref 'no-such-branch'" in bad_ref.err
+    bad_stack = _diff(repo, "--stack", "nope", "--base", "base")
+    assert bad_stack.code == 2 and "no stack file Pulumi.nope.yaml, neither" in bad_stack.err
+
+
+def test_no_changes_against_a_rendered_directory_exits_zero(repo: Path, tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "infra", "render", "--stack", "production", "--out", str(tmp_path)],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+    result = _diff(
+        repo, "--stack", "production", "--base-dir", str(tmp_path), "--format", "markdown"
+    )
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"### Stack `production` against `{tmp_path}`: no changes, ")
+    assert "No changes." in result.out and "<details>" not in result.out
+
+
+# Rules and masking on hand-made documents -------------------------------------------------------
+
+
+def _manifest(kind: str, api: str = "v1", name: str = "x", **body: object) -> dict:
+    return {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": "n"}, **body}
+
+
+def _formats(diff) -> list[str]:
+    return [format_text([diff], "b"), format_markdown([diff], "b"), to_json([diff], "b")]
+
+
+def test_plain_values_of_a_secret_are_masked_in_every_format() -> None:
+    old = {"k/Secret-s.yaml": _manifest("Secret", stringData={"TOKEN": "plain-old-value"})}
+    new = {"k/Secret-s.yaml": _manifest("Secret", stringData={"TOKEN": "plain-new-value"})}
+    diff = diff_stack("s", old, new)
+    (resource,) = diff.resources
+    (change,) = resource.changes
+    assert resource.action == "replace"
+    assert (change.path, change.old, change.new, change.masked) == (
+        "stringData.TOKEN",
+        "[secret]",
+        "[secret]",
+        True,
+    )
+    for text in _formats(diff):
+        assert "plain-old-value" not in text and "plain-new-value" not in text
+        assert "stringData.TOKEN" in text
+
+
+def test_a_value_that_becomes_secret_hides_its_old_value_too() -> None:
+    def container(env: str) -> dict:
+        return {"type": "docker:index/container:Container", "name": "c", "inputs": {"envs": [env]}}
+
+    old = {"docker/Container-c.yaml": container("API_KEY=plain-key-123")}
+    new = {"docker/Container-c.yaml": container("API_KEY=[secret]")}
+    diff = diff_stack("s", old, new)
+    (change,) = diff.resources[0].changes
+    assert change.masked and change.path == "envs[0]"
+    for text in _formats(diff):
+        assert "plain-key-123" not in text
+
+
+@pytest.mark.parametrize(
+    ("kind", "api", "path", "old", "new", "action"),
+    [
+        (
+            "PersistentVolumeClaim",
+            "v1",
+            ("spec", "resources", "requests", "storage"),
+            "1Gi",
+            "2Gi",
+            "update",
+        ),
+        (
+            "PersistentVolumeClaim",
+            "v1",
+            ("spec", "resources", "requests", "storage"),
+            "2Gi",
+            "1Gi",
+            "replace",
+        ),
+        ("PersistentVolumeClaim", "v1", ("spec", "storageClassName"), "a", "b", "replace"),
+        ("Service", "v1", ("spec", "type"), "ClusterIP", "ExternalName", "replace"),
+        ("Service", "v1", ("spec", "type"), "ClusterIP", "LoadBalancer", "update"),
+        ("Deployment", "apps/v1", ("spec", "selector", "matchLabels", "app"), "a", "b", "replace"),
+        ("Deployment", "apps/v1", ("spec", "template", "spec", "image"), "a", "b", "update"),
+        ("Job", "batch/v1", ("spec", "template", "spec", "image"), "a", "b", "replace"),
+        ("StatefulSet", "apps/v1", ("spec", "serviceName"), "a", "b", "replace"),
+        ("ConfigMap", "v1", ("metadata", "labels", "tier"), "a", "b", "update"),
+        ("ConfigMap", "v1", ("metadata", "name"), "a", "b", "replace"),
+    ],
+)
+def test_replacement_rules(kind, api, path, old, new, action) -> None:
+    def document(value: str) -> dict:
+        body = _manifest(kind, api)
+        node = body
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+        return body
+
+    diff = diff_stack("s", {"f.yaml": document(old)}, {"f.yaml": document(new)})
+    assert diff.resources[0].action == action
+
+
+def test_multi_line_values_show_as_a_line_diff() -> None:
+    old = {"c.yaml": _manifest("ConfigMap", data={"nginx.conf": "a\nb\nc\n"})}
+    new = {"c.yaml": _manifest("ConfigMap", data={"nginx.conf": "a\nB\nc\n"})}
+    text = format_text([diff_stack("s", old, new)], "b")
+    assert "    -b" in text and "    +B" in text
+    assert '~ data["nginx.conf"]:  [forces replacement: ConfigMaps' in text
