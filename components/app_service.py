@@ -13,6 +13,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.common import TMP, TMP_MOUNT, secret_password
+from spec.images import is_pinned_image
 from spec.service import (
     Autoscaling,
     Compute,
@@ -24,7 +25,6 @@ from spec.service import (
     Probe,
     Probes,
     ServiceSpec,
-    is_pinned_image,
     network_problem,
 )
 

@@ -13,6 +13,7 @@ import pulumi
 import yaml
 
 from components.common import FILES, TMP, TMP_MOUNT, secret_password
+from spec.images import is_pinned_image
 from spec.service import (
     Compute,
     Container,
@@ -30,7 +31,6 @@ from spec.service import (
     ScratchVolume,
     ServiceSpec,
     Volume,
-    is_pinned_image,
 )
 
 PROMETHEUS_PORT = 9090

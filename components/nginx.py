@@ -18,6 +18,7 @@ import jinja2
 import pulumi
 
 from components.common import EXPORTER_COMPUTE, FILES, TMP, TMP_MOUNT
+from spec.images import is_pinned_image
 from spec.service import (
     Compute,
     Container,
@@ -33,7 +34,6 @@ from spec.service import (
     Publish,
     ServiceSpec,
     host_name_problem,
-    is_pinned_image,
     network_problem,
 )
 

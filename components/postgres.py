@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.common import EXPORTER_COMPUTE, TMP, TMP_MOUNT, secret_password
+from spec.images import is_pinned_image
 from spec.service import (
     Compute,
     Container,
@@ -25,7 +26,6 @@ from spec.service import (
     ScheduledJob,
     ScratchVolume,
     ServiceSpec,
-    is_pinned_image,
 )
 
 PORT = 5432

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.common import EXPORTER_COMPUTE, TMP, TMP_MOUNT, secret_password
+from spec.images import is_pinned_image
 from spec.service import (
     Compute,
     Container,
@@ -23,7 +24,6 @@ from spec.service import (
     Probes,
     ScratchVolume,
     ServiceSpec,
-    is_pinned_image,
     memory_mb,
 )
 

@@ -17,21 +17,9 @@ from typing import Literal, Protocol
 
 import pulumi
 
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
-
-
-def is_pinned_image(image: str) -> bool:
-    """True when `image` names an immutable-enough version: a digest, or a tag other than latest."""
-    if "@sha256:" in image:
-        return True
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return False
-    tag = last.rsplit(":", 1)[1]
-    return bool(_TAG.match(tag)) and tag != "latest"
 
 
 def host_name_problem(name: str) -> str | None:

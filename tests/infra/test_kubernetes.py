@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from spec.service import is_pinned_image
+from spec.images import is_pinned_image
 from tests.support.mocks import (
     KUBERNETES_STACKS,
     build_stack,
