@@ -13,6 +13,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.common import TMP, TMP_MOUNT, secret_password
+from spec.addresses import network_problem
 from spec.images import is_pinned_image
 from spec.service import (
     Autoscaling,
@@ -25,7 +26,6 @@ from spec.service import (
     Probe,
     Probes,
     ServiceSpec,
-    network_problem,
 )
 
 PORT = 8000

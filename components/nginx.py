@@ -18,6 +18,7 @@ import jinja2
 import pulumi
 
 from components.common import EXPORTER_COMPUTE, FILES, TMP, TMP_MOUNT
+from spec.addresses import host_name_problem, network_problem
 from spec.images import is_pinned_image
 from spec.service import (
     Compute,
@@ -33,8 +34,6 @@ from spec.service import (
     Probes,
     Publish,
     ServiceSpec,
-    host_name_problem,
-    network_problem,
 )
 
 LISTEN_PORT = 8080

@@ -15,8 +15,8 @@ from typing import Any, Literal, TypeVar
 
 import pulumi
 
+from spec.addresses import host_name_problem, network_problem
 from spec.images import is_pinned_image
-from spec.service import host_name_problem, network_problem
 
 NAMESPACE = "safeguard"
 Environment = Literal["development", "staging", "production"]
