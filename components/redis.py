@@ -10,6 +10,7 @@ import pulumi
 
 from components.common import EXPORTER_COMPUTE, TMP, TMP_MOUNT, secret_password
 from spec.images import is_pinned_image
+from spec.quantity import memory_mb
 from spec.service import (
     Compute,
     Container,
@@ -24,7 +25,6 @@ from spec.service import (
     Probes,
     ScratchVolume,
     ServiceSpec,
-    memory_mb,
 )
 
 PORT = 6379

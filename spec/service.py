@@ -9,23 +9,11 @@ platforms for every workload.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import pulumi
-
-_MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
-
-
-def memory_mb(quantity: str) -> int:
-    """A memory quantity in Mi or Gi ("512Mi", "1Gi") as a number of MiB."""
-    match = _MEMORY.match(quantity)
-    if not match:
-        raise ValueError(f"memory quantity {quantity!r} must be a whole number of Mi or Gi")
-    number = int(match.group(1))
-    return number * 1024 if match.group(2) == "Gi" else number
 
 
 @dataclass(frozen=True, kw_only=True)

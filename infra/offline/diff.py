@@ -26,12 +26,14 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from infra.offline.runtime import PROJECT_ROOT, REDACTED
+from spec import quantity
 
 EXIT_NO_CHANGES = 0
 EXIT_ERROR = 2
@@ -130,24 +132,6 @@ _UPDATABLE_INPUTS: dict[str, frozenset[str]] = {
     "docker:index/volume:Volume": frozenset(),
     "docker:index/remoteImage:RemoteImage": frozenset({"forceRemove", "keepLocally"}),
     "random:index/randomPassword:RandomPassword": frozenset(),
-}
-_QUANTITY = re.compile(r"^([0-9.]+)([KMGTPE]i?|[kmu]?)$")
-_FACTORS = {
-    "": 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "m": 10**-3,
-    "u": 10**-6,
 }
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -344,11 +328,11 @@ def _special_kubernetes_rule(group_kind: str, path: Path_, old: Any, new: Any) -
     return None
 
 
-def _quantity(value: Any) -> float | None:
-    match = _QUANTITY.match(str(value))
-    if match is None:
+def _quantity(value: Any) -> Fraction | None:
+    try:
+        return quantity.parse(str(value))
+    except ValueError:
         return None
-    return float(match.group(1)) * _FACTORS[match.group(2)]
 
 
 def format_path(path: Path_) -> str:

@@ -16,6 +16,7 @@ import pulumi_docker as docker
 from pulumi_docker import ContainerHealthcheckArgsDict
 
 from spec.labels import exemption, labels
+from spec.quantity import cpu_cores, memory_mb
 from spec.service import (
     Container,
     DataVolume,
@@ -29,15 +30,12 @@ from spec.service import (
     ScratchVolume,
     ServiceSpec,
     Volume,
-    memory_mb,
 )
 
 
 def cpus(quantity: str) -> str:
     """A Kubernetes CPU quantity ("500m", "2") as Docker's `cpus` ("0.5", "2")."""
-    if quantity.endswith("m"):
-        return f"{int(quantity[:-1]) / 1000:g}"
-    return f"{float(quantity):g}"
+    return f"{float(cpu_cores(quantity)):g}"
 
 
 def healthcheck(container: Container) -> ContainerHealthcheckArgsDict | None:
