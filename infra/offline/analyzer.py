@@ -31,11 +31,7 @@ import jsonschema
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2_grpc
 
-UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-"""The engine's encoding of a value not known until the update runs (any type)."""
-
-_SIG_KEY: Final = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG: Final = "1b47061264138c4ac30d75fd1eb44270"
+from infra.offline.wire import SECRET_SIG, SIG_KEY
 
 EnforcementLevel = Literal["advisory", "mandatory", "remediate", "disabled"]
 _LEVELS: Final[Mapping[str, int]] = {
@@ -86,7 +82,7 @@ class Resource:
     name: str
     """The resource's logical name."""
     properties: Mapping[str, Any] = field(default_factory=dict)
-    """Inputs in the engine's camelCase wire format; `UNKNOWN` and `Secret` values allowed."""
+    """Inputs in the engine's camelCase wire format; `wire.UNKNOWN` and `Secret` values allowed."""
     urn: str = ""
     """Defaults to a URN built from the pack process's project and stack."""
     parent: str = ""
@@ -242,7 +238,7 @@ def reconcile_config(info: AnalyzerInfo, raw: Mapping[str, Any] | None) -> dict[
 
 def _encode(value: Any) -> Any:
     if isinstance(value, Secret):
-        return {_SIG_KEY: _SECRET_SIG, "value": _encode(value.value)}
+        return {SIG_KEY: SECRET_SIG, "value": _encode(value.value)}
     if isinstance(value, Mapping):
         return {str(k): _encode(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -24,14 +24,11 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from infra.offline.wire import SECRET_SIG, SIG_KEY
 from stacks import SettingsError
 
 PROJECT = "safeguard"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-"""Marks a secret value in the wire format (pulumi's rpc.SECRET_SIG_KEY value)."""
-SECRET_KEY = "4dabf18193072939515e22adb298388d"
-"""The wire format's special-signature key (pulumi's rpc._special_sig_key)."""
 REDACTED = "[secret]"
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -241,7 +238,7 @@ def run_stack(stack: str, overrides: dict[str, str] | None = None) -> StackRun:
 
 def is_secret(value: Any) -> bool:
     """True for a value the wire format marks as secret."""
-    return isinstance(value, dict) and value.get(SECRET_KEY) == SECRET_SIG
+    return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
 
 
 def unwrap(value: Any) -> Any:

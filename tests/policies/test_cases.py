@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 import pytest
 
-from infra.offline.analyzer import UNKNOWN, Diagnostic, PolicyPackProcess, Resource
+from infra.offline.analyzer import Diagnostic, PolicyPackProcess, Resource
+from infra.offline.wire import UNKNOWN
 from tests.policies.test_policies import (
     CONFIG_MAP,
     LABELS,

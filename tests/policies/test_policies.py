@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from infra.offline.analyzer import (
-    UNKNOWN,
     AnalyzerInfo,
     Diagnostic,
     PolicyPackError,
@@ -27,6 +26,7 @@ from infra.offline.analyzer import (
     load_pack_config,
     reconcile_config,
 )
+from infra.offline.wire import UNKNOWN
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 CONFIG_DIR = PACK_DIR / "config"
