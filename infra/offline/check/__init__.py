@@ -1,0 +1,60 @@
+"""Offline policy gate: the safeguard policy pack over a stack, or over plain Kubernetes manifests.
+
+`--stack` runs the Pulumi program under mocks and sends every resource to the pack exactly as
+the engine does: the pack runs as its own process (started like `pulumi-analyzer-policy-python`)
+and is driven over the Analyzer gRPC protocol (GetAnalyzerInfo, Configure with the stack's
+`policies/config/<stack>.json`, Analyze per resource with its inputs, URN, parent and provider,
+AnalyzeStack over all of them). `--manifests` does the same for YAML manifests (Helm output,
+`kubectl get -o yaml`, hand-written files), each document a resource of its Pulumi type token.
+
+Exit codes: 0 no mandatory violation, 1 at least one, 2 usage or input error (unknown stack,
+invalid stack settings or pack config, malformed manifest, the pack failing to start).
+"""
+
+from infra.offline.check.manifests import (
+    MANIFESTS_STACK,
+    check_manifests,
+    iter_manifests,
+    load_manifests,
+    manifest_files,
+    type_token,
+)
+from infra.offline.check.pack import (
+    CONFIG_DIR,
+    PACK_DIR,
+    analyze,
+    pack_config_for,
+    policy_pack,
+    starting_policy_pack,
+)
+from infra.offline.check.programs import (
+    check_program,
+    check_stack,
+    default_provider,
+    subjects_of_run,
+)
+from infra.offline.check.report import EXEMPTED, CheckError, Finding, Report, Subject
+
+__all__ = [
+    "CONFIG_DIR",
+    "EXEMPTED",
+    "MANIFESTS_STACK",
+    "PACK_DIR",
+    "CheckError",
+    "Finding",
+    "Report",
+    "Subject",
+    "analyze",
+    "check_manifests",
+    "check_program",
+    "check_stack",
+    "default_provider",
+    "iter_manifests",
+    "load_manifests",
+    "manifest_files",
+    "pack_config_for",
+    "policy_pack",
+    "starting_policy_pack",
+    "subjects_of_run",
+    "type_token",
+]

@@ -1,0 +1,157 @@
+"""The policy pack in its own process, started as the engine starts it, configured with the
+stack's pack config and given every subject: Analyze per resource, AnalyzeStack over all."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from infra.offline.analyzer import (
+    Diagnostic,
+    PolicyPackError,
+    PolicyPackProcess,
+    Resource,
+    load_pack_config,
+)
+from infra.offline.check.report import CheckError, Finding, Report, Subject
+from infra.offline.runtime import PROJECT, PROJECT_ROOT, ROOT_STACK_TYPE
+
+PACK_DIR = PROJECT_ROOT / "policies"
+CONFIG_DIR = PACK_DIR / "config"
+
+
+@contextmanager
+def policy_pack(stack: str) -> Iterator[PolicyPackProcess]:
+    """The pack in its own process, started as the engine starts it."""
+    with starting_policy_pack(stack) as ready:
+        yield ready()
+
+
+@contextmanager
+def starting_policy_pack(stack: str) -> Iterator[Callable[[], PolicyPackProcess]]:
+    """Start the pack in the background and yield a call that waits until it serves.
+
+    The pack's process spends about a second importing the SDK; the caller's own work (the
+    program under mocks) runs meanwhile, on the other core.
+    """
+    # No tight deadline per call, like the engine: one AnalyzeStack over tens of thousands of
+    # manifests is a single long call.
+    pack = PolicyPackProcess(
+        PACK_DIR, project=PROJECT, stack=stack, dry_run=False, call_timeout=900
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        starting = pool.submit(pack.start)
+
+        def ready() -> PolicyPackProcess:
+            starting.result()
+            return pack
+
+        try:
+            yield ready
+        except PolicyPackError as error:
+            raise CheckError(str(error)) from error
+        finally:
+            # A start still under way must finish (or fail and clean up) before the stop.
+            futures.wait([starting])
+            pack.stop()
+
+
+def pack_config_for(stack: str | None, override: Path | None) -> Path | None:
+    """The `--policy-pack-config` file: the given one, else the stack's, else None (defaults)."""
+    if override is not None:
+        if not override.is_file():
+            raise CheckError(f"policy config {override} does not exist")
+        return override
+    if stack is not None and (CONFIG_DIR / f"{stack}.json").is_file():
+        return CONFIG_DIR / f"{stack}.json"
+    return None
+
+
+def analyze(pack: PolicyPackProcess, subjects: Iterable[Subject], config: Path | None) -> Report:
+    """Configure the pack, Analyze every subject, AnalyzeStack over all of them.
+
+    `subjects` may be a generator still reading input: the pack works on the first resources
+    while the next are parsed.
+    """
+    info = pack.info()
+    try:
+        pack.configure(load_pack_config(config) if config is not None else None)
+    except (ValueError, OSError) as error:
+        raise CheckError(f"{config}: {error}") from error
+    by_urn: dict[str, Subject] = {}
+
+    def resources() -> Iterator[Resource]:
+        for subject in subjects:
+            urn = _urn(pack, subject.resource)
+            if urn in by_urn:
+                raise CheckError(
+                    f"two resources have the URN {urn}"
+                    + "".join(f" ({s.source})" for s in (by_urn[urn], subject) if s.source)
+                )
+            by_urn[urn] = subject
+            yield subject.resource
+
+    with _collector_paused():
+        analyzed, stack_diagnostics = pack.analyze_all(resources())
+    findings = [
+        _finding(d, _urn(pack, resource), by_urn)
+        for resource, diagnostics in analyzed
+        for d in diagnostics
+    ]
+    findings += [_finding(d, d.urn, by_urn) for d in stack_diagnostics]
+    return Report(
+        stack=None,
+        manifests=None,
+        pack_name=info.name,
+        pack_version=info.version,
+        config=_shown(config),
+        resources=len(by_urn),
+        violations=tuple(f for f in findings if not f.exemption),
+        exemptions=tuple(f for f in findings if f.exemption),
+    )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Without the cycle collector while tens of thousands of manifests stay alive: it would
+    rescan all of them again and again (reference counting frees what the check drops)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _urn(pack: PolicyPackProcess, resource: Resource) -> str:
+    return (
+        resource.urn or f"urn:pulumi:{pack.stack}::{pack.project}::{resource.type}::{resource.name}"
+    )
+
+
+def _finding(diagnostic: Diagnostic, urn: str, by_urn: Mapping[str, Subject]) -> Finding:
+    subject = by_urn.get(urn)
+    resource = subject.resource if subject is not None else None
+    return Finding(
+        urn=urn,
+        type=resource.type if resource is not None else ROOT_STACK_TYPE,
+        name=resource.name if resource is not None else "(stack)",
+        policy=diagnostic.policy_name,
+        level=diagnostic.enforcement_level,
+        message=diagnostic.message,
+        source=subject.source if subject is not None else None,
+    )
+
+
+def _shown(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,169 @@
+"""A Pulumi program under mocks, as the engine would analyze it: the root stack, the default
+providers and every registered resource with its inputs, URN, parent and provider; for the
+project's stacks, with their `Pulumi.<stack>.yaml` settings and pack config."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.metadata
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from infra.offline.analyzer import PolicyPackProcess, Provider, Resource
+from infra.offline.check.pack import analyze, pack_config_for, starting_policy_pack
+from infra.offline.check.report import CheckError, Report, Subject
+from infra.offline.runtime import PROJECT, PROJECT_ROOT, ROOT_STACK_TYPE, StackRun, run_program
+from stacks import SettingsError
+
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@functools.cache
+def default_provider(package: str, stack: str) -> Provider:
+    """The provider the engine creates for `package` when the program names none."""
+    try:
+        version = importlib.metadata.version(f"pulumi_{package}")
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    name = f"default_{version.replace('.', '_')}" if version else "default"
+    token = f"pulumi:providers:{package}"
+    return Provider(
+        type=token,
+        name=name,
+        urn=f"urn:pulumi:{stack}::{PROJECT}::{token}::{name}",
+        properties={"version": version} if version else {},
+    )
+
+
+def subjects_of_run(run: StackRun, stack: str) -> list[Subject]:
+    """What the engine analyzes for a run: the root stack, the default providers and every
+    registered resource with its inputs, URN, parent and provider."""
+    recorded = {r.urn: r for r in run.resources}
+    roots = {r.parent for r in run.resources if r.parent.split("::")[2:3] == [ROOT_STACK_TYPE]}
+    subjects = [
+        Subject(resource=Resource(type=ROOT_STACK_TYPE, name=urn.rsplit("::", 1)[1], urn=urn))
+        for urn in sorted(roots)
+    ]
+    providers: dict[str, Provider] = {}
+    resources: list[Subject] = []
+    for r in run.resources:
+        provider: Provider | None = None
+        if r.custom and not r.type.startswith("pulumi:providers:"):
+            if r.provider:
+                explicit = recorded.get(r.provider.rsplit("::", 1)[0])
+                if explicit is not None:
+                    provider = Provider(
+                        type=explicit.type,
+                        name=explicit.name,
+                        urn=explicit.urn,
+                        properties=explicit.inputs,
+                    )
+            else:
+                provider = providers.setdefault(
+                    r.type.split(":", 1)[0], default_provider(r.type.split(":", 1)[0], stack)
+                )
+        resource = Resource(
+            type=r.type,
+            name=r.name,
+            urn=r.urn,
+            properties=r.inputs,
+            parent=r.parent,
+            provider=provider,
+            dependencies=r.dependencies,
+            property_dependencies=r.property_dependencies,
+        )
+        resources.append(Subject(resource=resource))
+    for provider in providers.values():
+        subjects.append(
+            Subject(
+                resource=Resource(
+                    type=provider.type,
+                    name=provider.name,
+                    urn=provider.urn,
+                    properties=provider.properties,
+                )
+            )
+        )
+    return subjects + resources
+
+
+def check_program(
+    program: Callable[[], None],
+    *,
+    stack: str,
+    config: Mapping[str, str] | None = None,
+    secret_keys: Sequence[str] = (),
+    pack_config: Path | None = None,
+    pack: PolicyPackProcess | None = None,
+) -> Report:
+    """Run `program` under mocks with `config` and check what it registers.
+
+    The one path for the project's stacks and for any other program (the tests' fixtures): the
+    pack is started for the call unless a running one is given.
+    """
+    if pack is not None:
+        subjects = _program_subjects(program, stack, config, secret_keys)
+        return dataclasses.replace(analyze(pack, subjects, pack_config), stack=stack)
+    with starting_policy_pack(stack) as ready:
+        subjects = _program_subjects(program, stack, config, secret_keys)
+        return dataclasses.replace(analyze(ready(), subjects, pack_config), stack=stack)
+
+
+def _program_subjects(
+    program: Callable[[], None],
+    stack: str,
+    config: Mapping[str, str] | None,
+    secret_keys: Sequence[str],
+) -> list[Subject]:
+    try:
+        run = run_program(
+            program, stack=stack, config=dict(config or {}), secret_keys=list(secret_keys)
+        )
+    except SettingsError:
+        raise
+    except ValueError as error:
+        # Components validate their args before registering anything: a value from the stack
+        # file they refuse is a configuration error, not a crash.
+        raise CheckError(f"the program refused its configuration: {error}") from error
+    return subjects_of_run(run, stack)
+
+
+def check_stack(
+    stack: str, *, pack_config: Path | None = None, pack: PolicyPackProcess | None = None
+) -> Report:
+    """Check the project's program for `stack`, with its `Pulumi.<stack>.yaml` settings and its
+    pack config (or `pack_config`)."""
+    from infra.offline.runtime import stack_config
+
+    def program() -> None:
+        # Imported here, inside the run, so that the pack boots while the project's modules
+        # (pulumi_kubernetes alone takes half a second) load.
+        from infra.program import run
+        from stacks import load_settings
+
+        run(load_settings())
+
+    require_stack(stack)
+    config, secret_keys = stack_config(stack)
+    return check_program(
+        program,
+        stack=stack,
+        config=config,
+        secret_keys=secret_keys,
+        pack_config=pack_config_for(stack, pack_config),
+        pack=pack,
+    )
+
+
+def require_stack(stack: str) -> None:
+    """CheckError naming the known stacks, unless there is a `Pulumi.<stack>.yaml`."""
+    if _STACK_NAME.match(stack) and (PROJECT_ROOT / f"Pulumi.{stack}.yaml").is_file():
+        return
+    known = sorted(
+        p.name[len("Pulumi.") : -len(".yaml")] for p in PROJECT_ROOT.glob("Pulumi.*.yaml")
+    )
+    raise CheckError(
+        f"no stack {stack!r}: there is no Pulumi.{stack}.yaml (stacks: {', '.join(known)})"
+    )
