@@ -20,7 +20,7 @@ COMMANDS = {
         "run the policy pack over a stack or Kubernetes manifests; exit 1 if mandatory fails",
     ),
     "diff": (
-        "infra.offline.diff",
+        "infra.offline.diff.cli",
         "compare the desired state at a git ref with the working tree",
     ),
 }

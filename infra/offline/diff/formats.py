@@ -1,0 +1,180 @@
+"""A diff as text (the terminal), markdown (one PR comment section per stack) or JSON."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from infra.offline.diff.model import Change, StackDiff
+
+_SYMBOLS = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
+_OP_SYMBOLS = {"add": "+", "remove": "-", "update": "~"}
+_MARKDOWN_LIMIT = 60_000
+"""GitHub refuses comments over 65,536 characters; details beyond this are left out."""
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _summary(diff: StackDiff) -> str:
+    counts = diff.counts()
+    parts = [f"{counts[a]} to {a}" for a in ("create", "update", "replace", "delete") if counts[a]]
+    changes = ", ".join(parts) if parts else "no changes"
+    note = " (stack file absent at the base)" if diff.base_missing else ""
+    return f"{changes}, {counts['unchanged']} unchanged{note}"
+
+
+def _change_lines(change: Change) -> list[str]:
+    """A change as `pulumi preview --diff` shows it; multi-line strings as a unified diff."""
+    symbol = _OP_SYMBOLS[change.op]
+    note = f"  [forces replacement: {change.replaces}]" if change.replaces else ""
+    if change.op == "add":
+        head = f"{symbol} {change.path}: {_value(change.new)}"
+    elif change.op == "remove":
+        head = f"{symbol} {change.path}: {_value(change.old)}"
+    elif (
+        not change.masked
+        and isinstance(change.old, str)
+        and isinstance(change.new, str)
+        and ("\n" in change.old or "\n" in change.new)
+    ):
+        lines = difflib.unified_diff(
+            change.old.splitlines(),
+            change.new.splitlines(),
+            "base",
+            "working tree",
+            n=2,
+            lineterm="",
+        )
+        return [f"{symbol} {change.path}:{note}", *(f"    {line}" for line in list(lines)[2:])]
+    else:
+        head = f"{symbol} {change.path}: {_value(change.old)} => {_value(change.new)}"
+    return [head + note]
+
+
+def format_text(diffs: Sequence[StackDiff], base: str) -> str:
+    lines: list[str] = []
+    for diff in diffs:
+        lines.append(f"Stack {diff.stack} ({base} => working tree): {_summary(diff)}")
+        for resource in diff.resources:
+            symbol = _SYMBOLS[resource.action]
+            lines.append(
+                f"  {symbol:<2} {resource.action:<7} {resource.type} {resource.name}"
+                f"  ({resource.file})"
+            )
+            for change in resource.changes:
+                lines.extend(f"         {line}" for line in _change_lines(change))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any backtick run in `text`, so no value can close it early."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _cell(text: str) -> str:
+    return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
+
+
+def format_markdown(diffs: Sequence[StackDiff], base: str) -> str:
+    """For a PR comment: per stack, a summary table then the property changes, collapsed. Each
+    stack is a section of its own, so the sections of separate runs can be concatenated."""
+    sections = [_markdown_section(diff, base) for diff in diffs]
+    text = "\n".join(sections)
+    if len(text) <= _MARKDOWN_LIMIT:
+        return text
+    summaries = [section.split("<details>", 1)[0] for section in sections]
+    return "\n".join(
+        [
+            *summaries,
+            "Property changes are too long for a comment: run "
+            f"`python -m infra diff --stack <stack> --base {base}` locally.",
+            "",
+        ]
+    )
+
+
+def _markdown_section(diff: StackDiff, base: str) -> str:
+    counts = diff.counts()
+    lines = [f"### Stack `{diff.stack}` against `{base}`: {_summary(diff)}", ""]
+    if counts["replace"] or counts["delete"]:
+        lines += [
+            f"> [!WARNING]\n> {counts['replace']} to replace and {counts['delete']} to delete: "
+            "a replaced or deleted StatefulSet, PersistentVolumeClaim or Docker volume can "
+            "lose its data.",
+            "",
+        ]
+    if not diff.resources:
+        return "\n".join([*lines, "No changes.", ""])
+    lines += ["| action | type | name | file |", "| --- | --- | --- | --- |"]
+    for r in diff.resources:
+        action = f"**{r.action}**" if r.action in ("replace", "delete") else r.action
+        lines.append(f"| {action} | {_cell(r.type)} | {_cell(r.name)} | {_cell(r.file)} |")
+    details = [r for r in diff.resources if r.changes]
+    if details:
+        lines += ["", f"<details><summary>Property changes ({len(details)})</summary>", ""]
+        for resource in details:
+            body = "\n".join(line for c in resource.changes for line in _change_lines(c))
+            fence = _fence(body)
+            lines += [
+                f"**{resource.action}** `{resource.file}`",
+                "",
+                f"{fence}diff",
+                body,
+                fence,
+                "",
+            ]
+        lines.append("</details>")
+    return "\n".join([*lines, ""])
+
+
+def to_json(diffs: Sequence[StackDiff], base: str) -> str:
+    return json.dumps(
+        {
+            "base": base,
+            "stacks": [
+                {
+                    "stack": d.stack,
+                    "base_missing": d.base_missing,
+                    "summary": d.counts(),
+                    "resources": [
+                        {
+                            "file": r.file,
+                            "type": r.type,
+                            "name": r.name,
+                            "action": r.action,
+                            "changes": [
+                                {
+                                    "path": c.path,
+                                    "op": c.op,
+                                    "old": c.old,
+                                    "new": c.new,
+                                    "replaces": c.replaces,
+                                    "masked": c.masked,
+                                }
+                                for c in r.changes
+                            ],
+                        }
+                        for r in d.resources
+                    ],
+                }
+                for d in diffs
+            ],
+        },
+        indent=2,
+        ensure_ascii=False,
+        sort_keys=False,
+    )
+
+
+FORMATS: dict[str, Callable[[Sequence[StackDiff], str], str]] = {
+    "text": format_text,
+    "markdown": format_markdown,
+    "json": to_json,
+}
