@@ -230,6 +230,11 @@ class ServiceSpec:
     publish: tuple[Publish, ...] = ()
     """Docker only: extra ports published on 127.0.0.1 for operators (Grafana, Prometheus)."""
 
+    @property
+    def prefix(self) -> str:
+        """Prefix of the service's Pulumi resource names: `resource_name`, else `name`."""
+        return self.resource_name or self.name
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScheduledJob:

@@ -92,7 +92,7 @@ class DockerPlatform:
         parent: pulumi.Resource,
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> Deployed:
-        prefix = spec.resource_name or spec.name
+        prefix = spec.prefix
         opts = pulumi.ResourceOptions(parent=parent)
         # Rendered files live on a volume too: Docker refuses to copy files into a read-only
         # root filesystem, but not into a volume mounted on it.
@@ -174,7 +174,7 @@ class DockerPlatform:
     ) -> docker.Container:
         is_main = c is spec.containers[0]
         name = spec.name if is_main else f"{spec.name}-{c.name}"
-        prefix = (spec.resource_name or spec.name) + ("" if is_main else f"-{c.name}")
+        prefix = spec.prefix + ("" if is_main else f"-{c.name}")
         image: pulumi.Input[str] = c.image
         if isinstance(c.image, str):
             image = docker.RemoteImage(

@@ -82,7 +82,7 @@ class KubernetesPlatform:
     ) -> Deployed:
         opts = pulumi.ResourceOptions(parent=parent)
         name = spec.name
-        prefix = spec.resource_name or name
+        prefix = spec.prefix
         match_labels = selector(name, self.instance)
 
         account = k8s.core.v1.ServiceAccount(
@@ -296,7 +296,7 @@ class KubernetesPlatform:
         self, spec: ServiceSpec, match_labels: Mapping[str, str]
     ) -> PodTemplateSpecArgsDict:
         main = spec.containers[0]
-        prefix = spec.resource_name or spec.name
+        prefix = spec.prefix
         pod: PodSpecArgsDict = {
             **self._pod_security(main, token=spec.service_account_token),
             "service_account_name": spec.name,
