@@ -18,7 +18,7 @@ from components.nginx import Nginx, NginxArgs
 from components.postgres import BackupPolicy, Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
 from infra.platforms.docker import DockerPlatform, prepare_networks
-from infra.platforms.kubernetes.platform import KubernetesPlatform, prepare_namespace
+from infra.platforms.kubernetes import KubernetesPlatform, prepare_namespace
 from spec.service import Compute, Platform
 from stacks.settings import ComputeSettings, Settings
 

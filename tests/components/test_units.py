@@ -8,7 +8,7 @@ import pytest
 
 from components.postgres import BackupPolicy, PostgresArgs
 from components.redis import Redis, RedisArgs
-from infra.platforms.kubernetes.platform import KubernetesPlatform
+from infra.platforms.kubernetes import KubernetesPlatform
 from spec.service import Compute
 from tests.support.mocks import is_secret, run_program, unwrap
 

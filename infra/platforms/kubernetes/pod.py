@@ -1,0 +1,207 @@
+"""The pods the back end runs: every container hardened alike (non-root, read-only root, no
+capabilities, no privilege escalation, RuntimeDefault seccomp), with its probes, env, mounts and
+resources, and the pod's volumes and security context.
+
+Pure builders of the SDK's typed dicts; they register no resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pulumi_kubernetes.core.v1 import (
+    ContainerArgsDict,
+    ContainerPortArgsDict,
+    EnvVarArgsDict,
+    PodSpecArgsDict,
+    PodTemplateSpecArgsDict,
+    ProbeArgsDict,
+    ResourceRequirementsArgsDict,
+    SeccompProfileArgsDict,
+    SecurityContextArgsDict,
+    TopologySpreadConstraintArgsDict,
+    VolumeArgsDict,
+    VolumeMountArgsDict,
+)
+
+from infra.platforms.kubernetes.target import Target
+from spec.service import (
+    Compute,
+    Container,
+    DataVolume,
+    ExistingSecretVolume,
+    FilesVolume,
+    HttpGet,
+    Mount,
+    Port,
+    Probe,
+    Probes,
+    ScheduledJob,
+    ScratchVolume,
+    ServiceSpec,
+    Volume,
+)
+
+SECCOMP: SeccompProfileArgsDict = {"type": "RuntimeDefault"}
+
+
+def pod_template(target: Target, spec: ServiceSpec) -> PodTemplateSpecArgsDict:
+    """The pods of a service's Deployment or StatefulSet."""
+    pod: PodSpecArgsDict = {
+        **pod_security(spec.containers[0], token=spec.service_account_token),
+        "service_account_name": spec.name,
+        "termination_grace_period_seconds": 30,
+        "containers": [container(c, spec.name, spec.name) for c in spec.containers],
+        "volumes": volumes(spec.prefix, spec.volumes),
+    }
+    if spec.init_containers:
+        pod["init_containers"] = [container(c, spec.name, spec.name) for c in spec.init_containers]
+    if spec.replicas > 1 or spec.autoscaling is not None:
+        # Spread replicas over nodes so one node going down never takes the service with it.
+        pod["topology_spread_constraints"] = [_spread(target.selector(spec.name))]
+    return {"metadata": {"labels": target.labels(spec.name)}, "spec": pod}
+
+
+def job_pod(job: ScheduledJob) -> PodSpecArgsDict:
+    """The pod of a scheduled job: retried on failure, its claims mounted by name."""
+    return {
+        **pod_security(job.container, token=False),
+        "restart_policy": "OnFailure",
+        "containers": [container(job.container, job.secrets_of or job.name, job.name)],
+        "volumes": volumes(job.name, job.volumes, standalone_claims=True),
+    }
+
+
+def pod_security(main: Container, *, token: bool) -> PodSpecArgsDict:
+    """The pod-level settings: no service account token unless asked for, non-root as the
+    main container's user."""
+    return {
+        "automount_service_account_token": token,
+        # Service links would inject FOO_PORT=tcp://... variables that clash with real
+        # settings (PORT, REDIS_PORT...) of the images.
+        "enable_service_links": False,
+        "security_context": {
+            "run_as_non_root": True,
+            "run_as_user": main.uid,
+            "run_as_group": main.gid,
+            "fs_group": main.gid,
+            "seccomp_profile": SECCOMP,
+        },
+    }
+
+
+def container(c: Container, secret_owner: str, service: str) -> ContainerArgsDict:
+    """One container: plain env from its ConfigMap, secret env from `secret_owner`'s Secret."""
+    result: ContainerArgsDict = {
+        "name": c.name,
+        "image": c.image,
+        "image_pull_policy": "IfNotPresent",
+        "security_context": _security_context(c),
+        "resources": _resources(c.compute),
+    }
+    if c.command is not None:
+        result["command"] = list(c.command)
+    if c.args is not None:
+        result["args"] = list(c.args)
+    if c.ports:
+        result["ports"] = [_port(p) for p in c.ports]
+    if c.env:
+        result["env_from"] = [{"config_map_ref": {"name": f"{service}-{c.name}-env"}}]
+    if c.secret_env:
+        result["env"] = [
+            _secret_env(env, key, secret_owner) for env, key in sorted(c.secret_env.items())
+        ]
+    if c.mounts:
+        result["volume_mounts"] = [_mount(m) for m in c.mounts]
+    if c.probes is not None:
+        result.update(_probes(c.probes))
+    return result
+
+
+def volumes(
+    prefix: str, declared: Sequence[Volume], *, standalone_claims: bool = False
+) -> list[VolumeArgsDict]:
+    """The pod's volumes; data volumes only as `standalone_claims` (a StatefulSet gets its own
+    from its claim templates)."""
+    found = (_volume(prefix, v, standalone_claims=standalone_claims) for v in declared)
+    return [v for v in found if v is not None]
+
+
+def _volume(prefix: str, volume: Volume, *, standalone_claims: bool) -> VolumeArgsDict | None:
+    match volume:
+        case ScratchVolume():
+            return {"name": volume.name, "empty_dir": {"size_limit": volume.size}}
+        case FilesVolume(secret=True):
+            return {"name": volume.name, "secret": {"secret_name": f"{prefix}-{volume.name}"}}
+        case FilesVolume():
+            return {"name": volume.name, "config_map": {"name": f"{prefix}-{volume.name}"}}
+        case ExistingSecretVolume():
+            return {"name": volume.name, "secret": {"secret_name": volume.secret_name}}
+        case DataVolume() if standalone_claims:
+            claim = f"{prefix}-{volume.name}"
+            return {"name": volume.name, "persistent_volume_claim": {"claim_name": claim}}
+    return None
+
+
+def _security_context(c: Container) -> SecurityContextArgsDict:
+    return {
+        "run_as_non_root": True,
+        "run_as_user": c.uid,
+        "run_as_group": c.gid,
+        "read_only_root_filesystem": True,
+        "allow_privilege_escalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccomp_profile": SECCOMP,
+    }
+
+
+def _resources(compute: Compute) -> ResourceRequirementsArgsDict:
+    return {
+        "requests": {"cpu": compute.cpu_request, "memory": compute.memory_request},
+        "limits": {"cpu": compute.cpu_limit, "memory": compute.memory_limit},
+    }
+
+
+def _port(port: Port) -> ContainerPortArgsDict:
+    return {"name": port.name, "container_port": port.port, "protocol": "TCP"}
+
+
+def _secret_env(env: str, key: str, secret_owner: str) -> EnvVarArgsDict:
+    return {"name": env, "value_from": {"secret_key_ref": {"name": secret_owner, "key": key}}}
+
+
+def _mount(mount: Mount) -> VolumeMountArgsDict:
+    return {"name": mount.volume, "mount_path": mount.path, "read_only": mount.read_only}
+
+
+def _probes(probes: Probes) -> ContainerArgsDict:
+    result: ContainerArgsDict = {
+        "liveness_probe": _probe(probes.liveness),
+        "readiness_probe": _probe(probes.readiness),
+    }
+    if probes.startup is not None:
+        result["startup_probe"] = _probe(probes.startup)
+    return result
+
+
+def _probe(probe: Probe) -> ProbeArgsDict:
+    result: ProbeArgsDict = {
+        "period_seconds": probe.period_seconds,
+        "timeout_seconds": probe.timeout_seconds,
+        "failure_threshold": probe.failure_threshold,
+    }
+    if isinstance(probe.check, HttpGet):
+        result["http_get"] = {"path": probe.check.path, "port": probe.check.port}
+    else:
+        result["exec_"] = {"command": list(probe.check.command)}
+    return result
+
+
+def _spread(match_labels: Mapping[str, str]) -> TopologySpreadConstraintArgsDict:
+    return {
+        "max_skew": 1,
+        "topology_key": "kubernetes.io/hostname",
+        "when_unsatisfiable": "ScheduleAnyway",
+        "label_selector": {"match_labels": dict(match_labels)},
+    }
