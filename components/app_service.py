@@ -15,18 +15,9 @@ import pulumi_docker as docker
 from components.common import TMP, TMP_MOUNT, secret_password
 from spec.addresses import network_problem
 from spec.images import is_pinned_image
-from spec.service import (
-    Autoscaling,
-    Compute,
-    Container,
-    HttpGet,
-    Ingress,
-    Platform,
-    Port,
-    Probe,
-    Probes,
-    ServiceSpec,
-)
+from spec.platform import Platform
+from spec.probes import HttpGet, Probe, Probes
+from spec.service import Autoscaling, Compute, Container, Ingress, Port, ServiceSpec
 
 PORT = 8000
 UID = 10001

@@ -7,7 +7,8 @@ from pathlib import Path
 import pulumi
 import pulumi_random as random
 
-from spec.service import Compute, Mount, ScratchVolume
+from spec.service import Compute
+from spec.volumes import Mount, ScratchVolume
 
 FILES = Path(__file__).parent / "files"
 """Monitoring assets, nginx template: data files loaded by path, never Python strings."""

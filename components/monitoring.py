@@ -14,24 +14,10 @@ import yaml
 
 from components.common import FILES, TMP, TMP_MOUNT, secret_password
 from spec.images import is_pinned_image
-from spec.service import (
-    Compute,
-    Container,
-    DataVolume,
-    Deployed,
-    FilesVolume,
-    HttpGet,
-    Ingress,
-    Mount,
-    Platform,
-    Port,
-    Probe,
-    Probes,
-    Publish,
-    ScratchVolume,
-    ServiceSpec,
-    Volume,
-)
+from spec.platform import Deployed, Platform
+from spec.probes import HttpGet, Probe, Probes
+from spec.service import Compute, Container, Ingress, Port, Publish, ServiceSpec
+from spec.volumes import DataVolume, FilesVolume, Mount, ScratchVolume, Volume
 
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093

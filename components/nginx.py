@@ -20,21 +20,10 @@ import pulumi
 from components.common import EXPORTER_COMPUTE, FILES, TMP, TMP_MOUNT
 from spec.addresses import host_name_problem, network_problem
 from spec.images import is_pinned_image
-from spec.service import (
-    Compute,
-    Container,
-    ExistingSecretVolume,
-    FilesVolume,
-    HttpGet,
-    Ingress,
-    Mount,
-    Platform,
-    Port,
-    Probe,
-    Probes,
-    Publish,
-    ServiceSpec,
-)
+from spec.platform import Platform
+from spec.probes import HttpGet, Probe, Probes
+from spec.service import Compute, Container, Ingress, Port, Publish, ServiceSpec
+from spec.volumes import ExistingSecretVolume, FilesVolume, Mount
 
 LISTEN_PORT = 8080
 TLS_PORT = 8443

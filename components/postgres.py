@@ -11,22 +11,10 @@ import pulumi
 
 from components.common import EXPORTER_COMPUTE, TMP, TMP_MOUNT, secret_password
 from spec.images import is_pinned_image
-from spec.service import (
-    Compute,
-    Container,
-    DataVolume,
-    Exec,
-    HttpGet,
-    Ingress,
-    Mount,
-    Platform,
-    Port,
-    Probe,
-    Probes,
-    ScheduledJob,
-    ScratchVolume,
-    ServiceSpec,
-)
+from spec.platform import Platform
+from spec.probes import Exec, HttpGet, Probe, Probes
+from spec.service import Compute, Container, Ingress, Port, ScheduledJob, ServiceSpec
+from spec.volumes import DataVolume, Mount, ScratchVolume
 
 PORT = 5432
 EXPORTER_PORT = 9187

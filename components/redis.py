@@ -10,22 +10,11 @@ import pulumi
 
 from components.common import EXPORTER_COMPUTE, TMP, TMP_MOUNT, secret_password
 from spec.images import is_pinned_image
+from spec.platform import Platform
+from spec.probes import Exec, HttpGet, Probe, Probes
 from spec.quantity import memory_mb
-from spec.service import (
-    Compute,
-    Container,
-    DataVolume,
-    Exec,
-    HttpGet,
-    Ingress,
-    Mount,
-    Platform,
-    Port,
-    Probe,
-    Probes,
-    ScratchVolume,
-    ServiceSpec,
-)
+from spec.service import Compute, Container, Ingress, Port, ServiceSpec
+from spec.volumes import DataVolume, Mount, ScratchVolume
 
 PORT = 6379
 EXPORTER_PORT = 9121

@@ -19,7 +19,8 @@ from components.postgres import BackupPolicy, Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
 from infra.platforms.docker import DockerPlatform, prepare_networks
 from infra.platforms.kubernetes import KubernetesPlatform, prepare_namespace
-from spec.service import Compute, Platform
+from spec.platform import Platform
+from spec.service import Compute
 from stacks.settings import ComputeSettings, Settings
 
 

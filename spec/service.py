@@ -1,4 +1,5 @@
-"""The platform-neutral description of a service, and the Platform protocol that deploys it.
+"""The platform-neutral description of a service: its containers and what they need (compute,
+ports, env, probes, mounts), who may connect to it, how it scales and what it publishes.
 
 Components describe each service once with these dataclasses; the back ends in
 `infra.platforms.kubernetes` and `infra.platforms.docker` turn the description into resources.
@@ -9,51 +10,14 @@ platforms for every workload.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 import pulumi
 
-
-@dataclass(frozen=True, kw_only=True)
-class HttpGet:
-    """An HTTP GET against the container itself; any 2xx or 3xx answer is healthy."""
-
-    path: str
-    port: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Exec:
-    """A command run inside the container; exit code 0 is healthy."""
-
-    command: tuple[str, ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Probe:
-    """One health check and its timing."""
-
-    check: HttpGet | Exec
-    period_seconds: int = 10
-    timeout_seconds: int = 3
-    failure_threshold: int = 3
-
-
-@dataclass(frozen=True, kw_only=True)
-class Probes:
-    """Liveness restarts a stuck container, readiness gates traffic, startup covers slow boots."""
-
-    liveness: Probe
-    readiness: Probe
-    startup: Probe | None = None
-
-    @classmethod
-    def same(cls, probe: Probe, *, startup: bool = False) -> Probes:
-        """One check used for liveness and readiness (and startup, with a longer budget)."""
-        boot = Probe(check=probe.check, period_seconds=5, timeout_seconds=3, failure_threshold=30)
-        return cls(liveness=probe, readiness=probe, startup=boot if startup else None)
+from spec.probes import HttpGet, Probes
+from spec.volumes import Mount, Volume
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,51 +38,6 @@ class Port:
     port: int
     target: int | None = None
     """For service ports: the container port behind it, when it differs."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Mount:
-    """Where a volume of the workload appears in one container."""
-
-    volume: str
-    path: str
-    read_only: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScratchVolume:
-    """Writable space that does not outlive the container (emptyDir / tmpfs)."""
-
-    name: str
-    size: str = "64Mi"
-
-
-@dataclass(frozen=True, kw_only=True)
-class DataVolume:
-    """Storage that survives restarts and redeploys (PersistentVolumeClaim / named volume)."""
-
-    name: str
-    size: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class FilesVolume:
-    """Read-only files rendered by the component (ConfigMap or Secret / uploaded files)."""
-
-    name: str
-    files: Mapping[str, pulumi.Input[str]]
-    secret: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExistingSecretVolume:
-    """A Kubernetes Secret managed outside this program, e.g. a TLS certificate."""
-
-    name: str
-    secret_name: str
-
-
-Volume = ScratchVolume | DataVolume | FilesVolume | ExistingSecretVolume
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,26 +165,3 @@ class ScheduledJob:
     volumes: tuple[Volume, ...] = ()
     secrets_of: str | None = None
     """Name of the service whose Secret the job reads its `secret_env` from."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Deployed:
-    """What consumers need to reach a deployed service."""
-
-    host: str
-    """DNS name of the service inside the platform's private network."""
-
-
-class Platform(Protocol):
-    """A back end: turns ServiceSpecs into the platform's resources, children of `parent`."""
-
-    name: Literal["kubernetes", "docker"]
-
-    def deploy(
-        self,
-        spec: ServiceSpec,
-        parent: pulumi.Resource,
-        depends_on: Sequence[pulumi.Resource] = (),
-    ) -> Deployed: ...
-
-    def schedule(self, job: ScheduledJob, parent: pulumi.Resource) -> None: ...

@@ -16,21 +16,11 @@ import pulumi_docker as docker
 from pulumi_docker import ContainerHealthcheckArgsDict
 
 from spec.labels import exemption, labels
+from spec.platform import Deployed
+from spec.probes import Exec, Probe, Probes
 from spec.quantity import cpu_cores, memory_mb
-from spec.service import (
-    Container,
-    DataVolume,
-    Deployed,
-    Exec,
-    ExistingSecretVolume,
-    FilesVolume,
-    Probe,
-    Probes,
-    ScheduledJob,
-    ScratchVolume,
-    ServiceSpec,
-    Volume,
-)
+from spec.service import Container, ScheduledJob, ServiceSpec
+from spec.volumes import DataVolume, ExistingSecretVolume, FilesVolume, ScratchVolume, Volume
 
 
 def cpus(quantity: str) -> str:

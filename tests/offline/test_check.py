@@ -19,7 +19,8 @@ from infra.offline import check
 from infra.offline.analyzer import PolicyPackProcess
 from infra.offline.check import Report, check_manifests, check_program, load_manifests, type_token
 from infra.offline.runtime import run_program
-from spec.service import Compute, Container, HttpGet, Probe, Probes
+from spec.probes import HttpGet, Probe, Probes
+from spec.service import Compute, Container
 from tests.fixtures import unsafe_program
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "manifests"

@@ -9,7 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.platforms.kubernetes.target import Target
-from spec.service import FilesVolume, ServiceSpec, Volume
+from spec.service import ServiceSpec
+from spec.volumes import FilesVolume, Volume
 
 
 def service_secret(target: Target, spec: ServiceSpec, opts: pulumi.ResourceOptions) -> None:

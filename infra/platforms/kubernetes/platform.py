@@ -15,7 +15,8 @@ import pulumi
 from infra.platforms.kubernetes import access, config, network, scaling, workloads
 from infra.platforms.kubernetes.target import Target
 from infra.platforms.kubernetes.workloads import ROLLOUT_TIMEOUTS
-from spec.service import Deployed, ScheduledJob, ServiceSpec
+from spec.platform import Deployed
+from spec.service import ScheduledJob, ServiceSpec
 
 
 class KubernetesPlatform:

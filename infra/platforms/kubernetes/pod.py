@@ -25,22 +25,9 @@ from pulumi_kubernetes.core.v1 import (
 )
 
 from infra.platforms.kubernetes.target import Target
-from spec.service import (
-    Compute,
-    Container,
-    DataVolume,
-    ExistingSecretVolume,
-    FilesVolume,
-    HttpGet,
-    Mount,
-    Port,
-    Probe,
-    Probes,
-    ScheduledJob,
-    ScratchVolume,
-    ServiceSpec,
-    Volume,
-)
+from spec.probes import HttpGet, Probe, Probes
+from spec.service import Compute, Container, Port, ScheduledJob, ServiceSpec
+from spec.volumes import DataVolume, ExistingSecretVolume, FilesVolume, Mount, ScratchVolume, Volume
 
 SECCOMP: SeccompProfileArgsDict = {"type": "RuntimeDefault"}
 

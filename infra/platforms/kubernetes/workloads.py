@@ -11,7 +11,8 @@ from pulumi_kubernetes.core.v1 import PersistentVolumeClaimSpecArgsDict, PodTemp
 
 from infra.platforms.kubernetes.pod import job_pod, pod_template
 from infra.platforms.kubernetes.target import Target
-from spec.service import DataVolume, ScheduledJob, ServiceSpec
+from spec.service import ScheduledJob, ServiceSpec
+from spec.volumes import DataVolume
 
 PROGRESS_DEADLINE_SECONDS = 600
 """A Deployment whose new pods are not ready by then is marked failed by Kubernetes itself."""
