@@ -13,9 +13,10 @@ import pulumi
 
 from components import app_service, nginx, postgres, redis
 from components.app_service import AppService, AppServiceArgs
-from components.monitoring import Monitoring, MonitoringArgs, ScrapeTarget
+from components.monitoring import Monitoring, MonitoringArgs
 from components.nginx import Nginx, NginxArgs
 from components.postgres import BackupPolicy, Postgres, PostgresArgs
+from components.prometheus import ScrapeTarget
 from components.redis import Redis, RedisArgs
 from infra.platforms.docker import DockerPlatform, prepare_networks
 from infra.platforms.kubernetes import KubernetesPlatform, prepare_namespace

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.monitoring import alert_rule_files
+from components.prometheus import alert_rule_files
 from tests.support.deployed import deployed_files
 
 CONFIG = "/etc/alertmanager/alertmanager.yml"

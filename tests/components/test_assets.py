@@ -8,8 +8,10 @@ import re
 import pytest
 import yaml
 
-from components.monitoring import alert_rule_files, alertmanager_config, dashboard_files
+from components.alertmanager import alertmanager_config
+from components.grafana import dashboard_files
 from components.nginx import NginxConf, TlsFiles, render_nginx_conf
+from components.prometheus import alert_rule_files
 from tests.support.mocks import build_stack, unwrap
 
 

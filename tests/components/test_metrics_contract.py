@@ -18,7 +18,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from components.monitoring import alert_rule_files, dashboard_files
+from components.grafana import dashboard_files
+from components.prometheus import alert_rule_files
 from tests.support.deployed import deployed_files, stack_run
 from tests.support.mocks import containers, pod_specs
 from tests.support.servers import LiveApp

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.monitoring import RULES_DIR
+from components.prometheus import RULES_DIR
 from tests.support.deployed import deployed_files
 
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"

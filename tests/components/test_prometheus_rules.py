@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from components.common import FILES
-from components.monitoring import RULES_DIR
+from components.prometheus import RULES_DIR
 from tests.support.deployed import deployed_files
 
 RULE_TESTS = FILES / "alerts" / "tests"

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from components.monitoring import RULES_DIR
+from components.prometheus import RULES_DIR
 from tests.support.deployed import deployed_files
 from tests.support.servers import (
     AlertmanagerServer,
