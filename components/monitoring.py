@@ -12,7 +12,12 @@ from components import alertmanager, grafana, prometheus
 from components.alertmanager import alertmanager_spec
 from components.common import secret_password, yaml_text
 from components.grafana import grafana_spec
-from components.prometheus import ScrapeTarget, prometheus_config, prometheus_spec
+from components.prometheus import (
+    ScrapeTarget,
+    known_targets,
+    prometheus_config,
+    prometheus_spec,
+)
 from spec.images import is_pinned_image
 from spec.platform import Platform
 
@@ -85,18 +90,22 @@ class Monitoring(pulumi.ComponentResource):
             ),
             parent=self,
         )
-        config = prometheus_config(
-            targets=args.targets,
-            alertmanager=f"{alerting.host}:{alertmanager.PORT}",
-            environment=args.environment,
-            kubernetes=kubernetes,
-            namespace=args.namespace,
+        config = known_targets(args.targets).apply(
+            lambda targets: yaml_text(
+                prometheus_config(
+                    targets=targets,
+                    alertmanager=f"{alerting.host}:{alertmanager.PORT}",
+                    environment=args.environment,
+                    kubernetes=kubernetes,
+                    namespace=args.namespace,
+                )
+            )
         )
         metrics = args.platform.deploy(
             prometheus_spec(
                 name,
                 image=args.prometheus_image,
-                config=yaml_text(config),
+                config=config,
                 retention=args.retention,
                 storage_size=args.prometheus_storage_size,
                 kubernetes=kubernetes,

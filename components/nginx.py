@@ -4,13 +4,15 @@ proxying to the app with rate and connection limits, security headers, request i
 address it decided itself, JSON error bodies and TLS when the stack has a certificate; an
 nginx-prometheus-exporter sidecar reads stub_status.
 
-`nginx_conf` (the component's args to `NginxConf`) and `render_nginx_conf` (`NginxConf` to text)
-are pure functions, so the exact configuration a stack deploys can be checked with a real
-`nginx -t` and live traffic, with ports and paths pointed at a test directory.
+`nginx_conf` (the component's args and the app's address to `NginxConf`) and
+`render_nginx_conf` (`NginxConf` to text) are pure functions, so the exact configuration a stack
+deploys can be checked with a real `nginx -t` and live traffic, with ports and paths pointed at a
+test directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -149,8 +151,8 @@ class NginxArgs:
 
     platform: Platform
     """Back end that turns the description into resources."""
-    upstream: str
-    """host:port of the app."""
+    upstream: pulumi.Input[str]
+    """host:port of the app: the AppService's `address`."""
     server_name: str
     """Public host name; requests naming another host are refused."""
     trusted_proxies: tuple[str, ...] = ()
@@ -209,7 +211,12 @@ class Nginx(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("safeguard:components:Nginx", name, None, opts)
-        config = render_nginx_conf(nginx_conf(args))
+        # Checked now, before any resource exists; the upstream is an output of the app, so
+        # the text is rendered once it is known.
+        conf = nginx_conf(args, upstream="")
+        config = pulumi.Output.from_input(args.upstream).apply(
+            lambda upstream: render_nginx_conf(dataclasses.replace(conf, upstream=upstream))
+        )
         deployed = args.platform.deploy(_service(name, args, config), parent=self)
 
         if args.platform.name == "docker":
@@ -221,12 +228,13 @@ class Nginx(pulumi.ComponentResource):
         self.register_outputs({"url": self.url, "metrics_target": self.metrics_target})
 
 
-def nginx_conf(args: NginxArgs) -> NginxConf:
-    """The NginxConf the component deploys for `args`."""
+def nginx_conf(args: NginxArgs, upstream: str) -> NginxConf:
+    """The NginxConf the component deploys for `args`, with `upstream` for the app's address
+    (`args.upstream` once it is known)."""
     # Docker publishes the port on 127.0.0.1 only, so that address names the service too.
     docker_loopback = args.platform.name == "docker" and args.server_name != DOCKER_PUBLISH_ADDRESS
     return NginxConf(
-        upstream=args.upstream,
+        upstream=upstream,
         server_name=args.server_name,
         server_aliases=(DOCKER_PUBLISH_ADDRESS,) if docker_loopback else (),
         trusted_proxies=args.trusted_proxies,
@@ -242,7 +250,7 @@ def nginx_conf(args: NginxArgs) -> NginxConf:
     )
 
 
-def _service(name: str, args: NginxArgs, config: str) -> ServiceSpec:
+def _service(name: str, args: NginxArgs, config: pulumi.Input[str]) -> ServiceSpec:
     health = HttpGet(path=HEALTH_PATH, port=LISTEN_PORT)
     mounts = [Mount(volume="config", path=CONFIG_DIR, read_only=True), TMP_MOUNT]
     volumes = [FilesVolume(name="config", files={"nginx.conf": config}), TMP]

@@ -7,8 +7,11 @@ its prometheus.yml.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import pulumi
 
 from components.common import FILES, NOBODY, storage
 from spec.probes import HttpGet, Probe, Probes
@@ -25,9 +28,19 @@ class ScrapeTarget:
     """One Prometheus job with a static target."""
 
     job: str
-    address: str
-    """host:port inside the platform."""
+    address: pulumi.Input[str]
+    """host:port inside the platform: the `metrics_target` of the component scraped."""
     path: str = "/metrics"
+
+
+def known_targets(targets: Sequence[ScrapeTarget]) -> pulumi.Output[list[ScrapeTarget]]:
+    """The targets once their addresses, outputs of the components scraped, are known."""
+    return pulumi.Output.all(*(t.address for t in targets)).apply(
+        lambda addresses: [
+            dataclasses.replace(target, address=address)
+            for target, address in zip(targets, addresses, strict=True)
+        ]
+    )
 
 
 def alert_rule_files() -> dict[str, str]:
@@ -43,9 +56,9 @@ def prometheus_config(
     kubernetes: bool,
     namespace: str | None,
 ) -> dict:
-    """prometheus.yml as data: the targets, Alertmanager at `alertmanager` (host:port) and
-    Prometheus itself, `environment` on every series; on `kubernetes`, the kubelet and cAdvisor
-    too, kept to `namespace` when it is set."""
+    """prometheus.yml as data: the targets (their addresses known), Alertmanager at
+    `alertmanager` (host:port) and Prometheus itself, `environment` on every series; on
+    `kubernetes`, the kubelet and cAdvisor too, kept to `namespace` when it is set."""
     jobs: list[dict] = [
         {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PORT}"]}]},
         {"job_name": "alertmanager", "static_configs": [{"targets": [alertmanager]}]},
@@ -104,7 +117,7 @@ def prometheus_spec(
     name: str,
     *,
     image: str,
-    config: str,
+    config: pulumi.Input[str],
     retention: str,
     storage_size: str | None,
     kubernetes: bool,

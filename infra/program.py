@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pulumi
 
-from components import app_service, nginx, postgres, redis
 from components.app_service import AppService, AppServiceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.nginx import Nginx, NginxArgs
@@ -53,12 +52,13 @@ def _platform(settings: Settings) -> Platform:
     )
 
 
-def edge_args(settings: Settings, platform: Platform) -> NginxArgs:
-    """The edge proxy's args for the stack; the tests render the same nginx.conf from them."""
+def edge_args(settings: Settings, platform: Platform, upstream: pulumi.Input[str]) -> NginxArgs:
+    """The edge proxy's args for the stack, proxying to `upstream` (the app's address); the tests
+    render the same nginx.conf from them."""
     edge = settings.edge
     return NginxArgs(
         platform=platform,
-        upstream=f"app:{app_service.PORT}",
+        upstream=upstream,
         server_name=edge.host,
         trusted_proxies=edge.trusted_proxies,
         allowed_origins=settings.app.allowed_origins,
@@ -121,7 +121,7 @@ def run(settings: Settings) -> None:
             after=(database, cache),
         ),
     )
-    edge_proxy = Nginx("nginx", edge_args(settings, platform))
+    edge_proxy = Nginx("nginx", edge_args(settings, platform, upstream=app.address))
     monitoring_settings = settings.monitoring
     monitoring = Monitoring(
         "monitoring",
@@ -130,10 +130,10 @@ def run(settings: Settings) -> None:
             environment=settings.environment,
             namespace=settings.namespace if settings.platform == "kubernetes" else None,
             targets=(
-                ScrapeTarget(job="app", address=f"app:{app_service.PORT}"),
-                ScrapeTarget(job="nginx", address=f"nginx:{nginx.EXPORTER_PORT}"),
-                ScrapeTarget(job="postgres", address=f"postgres:{postgres.EXPORTER_PORT}"),
-                ScrapeTarget(job="redis", address=f"redis:{redis.EXPORTER_PORT}"),
+                ScrapeTarget(job="app", address=app.metrics_target),
+                ScrapeTarget(job="nginx", address=edge_proxy.metrics_target),
+                ScrapeTarget(job="postgres", address=database.metrics_target),
+                ScrapeTarget(job="redis", address=cache.metrics_target),
             ),
             prometheus_storage_size=monitoring_settings.prometheus_storage_size
             if persistent

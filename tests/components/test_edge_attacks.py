@@ -57,6 +57,9 @@ from tests.support.servers import (
 pytestmark = pytest.mark.servers
 
 ITEMS = "/api/v1/items"
+APP_ADDRESS = f"app:{APP_PORT}"
+"""The `address` of the stacks' AppService "app", which nginx proxies to: the program passes the
+output, the conf built here names it as text (the shipped-conf test holds the two together)."""
 NGINX_ADDRESS = "127.0.0.1"
 """Where nginx's connections to the app come from on loopback: the platform network the stack
 names (FORWARDED_ALLOW_IPS) is this address here."""
@@ -100,7 +103,8 @@ def stack_edge(stack: str, edge: dict[str, Any] | None = None) -> StackEdge:
 
     def edge_only() -> None:
         settings = load_settings()
-        built.append(nginx_conf(program.edge_args(settings, program._platform(settings))))
+        args = program.edge_args(settings, program._platform(settings), upstream=APP_ADDRESS)
+        built.append(nginx_conf(args, upstream=APP_ADDRESS))
 
     run_program(edge_only, stack=stack, config=config, secret_keys=secret_keys)
     return StackEdge(conf=built[0], shipped=_shipped_nginx_conf(run), app_env=_app_env(run))

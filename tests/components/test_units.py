@@ -1,12 +1,18 @@
 """Components built one at a time under mocks: their args refuse bad values before any child
-exists, and a lone component keeps its credentials secret."""
+exists, a lone component keeps its credentials secret, and consumers reach a component at the
+address it exposes."""
 
 from __future__ import annotations
 
 import pulumi
 import pytest
+import yaml
 
+from components.app_service import AppService, AppServiceArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from components.nginx import Nginx, NginxArgs
 from components.postgres import BackupPolicy, PostgresArgs
+from components.prometheus import ScrapeTarget
 from components.redis import Redis, RedisArgs
 from infra.platforms.kubernetes import KubernetesPlatform
 from spec.service import Compute
@@ -91,3 +97,39 @@ def test_a_lone_redis_keeps_its_password_secret_and_persists_to_a_volume() -> No
     assert any(
         r.kind == "Secret" and is_secret(r.inputs.get("stringData")) for r in run.resources
     ), "the password must reach Kubernetes only through a secret Secret"
+
+
+def test_the_edge_and_prometheus_reach_the_app_at_the_address_it_exposes() -> None:
+    def program() -> None:
+        platform = _platform()
+        api = AppService(
+            "api",
+            AppServiceArgs(
+                platform=platform,
+                image="ghcr.io/example/api:1.0.0",
+                environment="staging",
+                database_url="postgresql://api:secret@db:5432/api",
+                redis_url="redis://:secret@cache:6379/0",
+                compute=COMPUTE,
+            ),
+        )
+        Nginx(
+            "edge",
+            NginxArgs(platform=platform, upstream=api.address, server_name="api.example.com"),
+        )
+        Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                platform=platform,
+                environment="staging",
+                targets=(ScrapeTarget(job="api", address=api.metrics_target),),
+            ),
+        )
+
+    run = run_program(program, stack="unit", config={})
+
+    config_maps = {r.name: unwrap(r.inputs)["data"] for r in run.of_type("core/v1:ConfigMap")}
+    assert "server api:8000" in config_maps["edge-config"]["nginx.conf"]
+    scrape = yaml.safe_load(config_maps["monitoring-prometheus-config"]["prometheus.yml"])
+    [api_job] = [job for job in scrape["scrape_configs"] if job["job_name"] == "api"]
+    assert api_job["static_configs"] == [{"targets": ["api:8000"]}]
