@@ -16,7 +16,7 @@ import pytest
 
 from infra.offline.analyzer import Diagnostic, PolicyPackProcess, Resource
 from infra.offline.wire import UNKNOWN
-from tests.policies.test_policies import (
+from tests.support.policies import (
     CONFIG_MAP,
     LABELS,
     PACK_DIR,

@@ -1,0 +1,162 @@
+"""The pack and its configuration as the engine reconciles it, compliant resources passing
+every policy, and the pack process started both ways the CLI starts it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from infra.offline.analyzer import (
+    AnalyzerInfo,
+    PolicyPackError,
+    PolicyPackProcess,
+    load_pack_config,
+    reconcile_config,
+)
+from tests.support.policies import (
+    CONFIG_DIR,
+    PACK_DIR,
+    TYPES,
+    container,
+    deployment,
+    docker,
+    fired,
+    init_container,
+    only,
+    workload,
+)
+
+MANDATORY = {
+    "k8s-no-root",
+    "docker-no-root",
+    "k8s-probes",
+    "docker-healthcheck",
+    "no-wildcard-cors",
+}
+
+
+# --- the pack and its configuration ----------------------------------------------------------
+
+
+def test_pack_lists_its_policies_with_default_levels(pack: PolicyPackProcess) -> None:
+    info = pack.info()
+
+    assert info.name == "safeguard" and info.supports_config
+    levels = {p.name: p.enforcement_level for p in info.policies}
+    assert {n for n, level in levels.items() if level == "mandatory"} == MANDATORY
+    assert {n for n, level in levels.items() if level != "mandatory"} == {
+        n for n in levels if n not in MANDATORY
+    }
+    assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", name) for name in levels)
+    assert {p.name for p in info.policies if p.kind == "stack"} == {
+        "k8s-network-policy-coverage",
+        "k8s-pdb-coverage",
+    }
+    assert info.policy("k8s-loadbalancer-edge-only").config_schema["edgeComponents"]["default"] == [
+        "edge"
+    ]
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_stack_config_files_name_only_existing_policies(
+    pack: PolicyPackProcess, stack: str
+) -> None:
+    raw = load_pack_config(CONFIG_DIR / f"{stack}.json")
+    known = {p.name for p in pack.info().policies}
+
+    assert set(raw) - {"all"} <= known
+    reconcile_config(pack.info(), raw)  # raises on a config the engine would refuse
+
+
+def test_production_makes_every_policy_mandatory_and_dev_keeps_defaults(
+    pack: PolicyPackProcess,
+) -> None:
+    info = pack.info()
+    production = reconcile_config(info, load_pack_config(CONFIG_DIR / "production.json"))
+    dev = reconcile_config(info, load_pack_config(CONFIG_DIR / "dev.json"))
+
+    assert {name for name, c in production.items() if c.enforcement_level != "mandatory"} == set()
+    assert {p.name: dev[p.name].enforcement_level for p in info.policies} == {
+        p.name: p.enforcement_level for p in info.policies
+    }
+
+
+def test_all_sets_every_level_and_named_entries_override_it(pack: PolicyPackProcess) -> None:
+    config = reconcile_config(pack.info(), {"all": "mandatory", "k8s-probes": "advisory"})
+
+    assert {n for n, c in config.items() if c.enforcement_level != "mandatory"} == {"k8s-probes"}
+
+
+def test_advisory_policy_becomes_mandatory_under_production_config(
+    pack_process: PolicyPackProcess,
+) -> None:
+    unpinned = deployment(container(image="ghcr.io/safeguard/api:latest"))
+
+    pack_process.configure(CONFIG_DIR / "dev.json")
+    dev = pack_process.analyze(unpinned)
+    pack_process.configure(CONFIG_DIR / "production.json")
+    production = pack_process.analyze(unpinned)
+
+    assert only(dev, "image-tag-pinned", "advisory")
+    assert only(production, "image-tag-pinned", "mandatory")
+
+
+def test_config_that_breaks_the_schema_is_refused(pack: PolicyPackProcess) -> None:
+    with pytest.raises(ValueError, match="edgeComponents"):
+        pack.configure({"k8s-loadbalancer-edge-only": {"edgeComponents": "edge"}})
+
+
+def test_policy_can_be_disabled_by_config(pack: PolicyPackProcess) -> None:
+    unpinned = deployment(container(image="nginx"))
+    pack.configure({"image-tag-pinned": "disabled"})
+
+    assert pack.analyze(unpinned) == []
+
+
+# --- compliant resources pass everything ------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(TYPES))
+def test_compliant_workload_passes_every_policy(production: PolicyPackProcess, kind: str) -> None:
+    resource = workload(kind, container(), initContainers=[init_container()])
+
+    assert production.analyze(resource) == []
+
+
+def test_compliant_docker_container_passes_every_policy(production: PolicyPackProcess) -> None:
+    assert production.analyze(docker()) == []
+
+
+# --- starting the pack -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cwd", [PACK_DIR.parent, PACK_DIR], ids=["repo-root", "pack-dir"])
+def test_pack_also_serves_when_run_as_a_script(monkeypatch: pytest.MonkeyPatch, cwd: Path) -> None:
+    monkeypatch.chdir(cwd)
+
+    with PolicyPackProcess(PACK_DIR, launcher="script") as pack:
+        diagnostics = pack.analyze(docker(user="root"))
+
+    assert fired(diagnostics) == {"docker-no-root"}
+
+
+def test_startup_failure_shows_the_pack_stderr(tmp_path: Path) -> None:
+    (tmp_path / "__main__.py").write_text("raise SystemExit('policy pack exploded: bad import')\n")
+    process = PolicyPackProcess(tmp_path, startup_timeout=30)
+
+    with pytest.raises(PolicyPackError, match="policy pack exploded: bad import"), process:
+        pass
+
+
+def test_config_file_format_matches_the_engine(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"all": "mandatory", "image-tag-pinned": {"enforcementLevel": "x"}}))
+
+    with pytest.raises(ValueError, match="not a valid enforcement level"):
+        reconcile_config(
+            AnalyzerInfo(name="x", version="0", supports_config=True, policies=()),
+            load_pack_config(path),
+        )

@@ -1,0 +1,70 @@
+"""policies/secret_env.py: no secret-looking env with a literal value (advisory by default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.offline.analyzer import PolicyPackProcess, Secret
+from infra.offline.wire import UNKNOWN
+from tests.support.policies import container, deployment, docker, only, violations
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"name": "DB_PASSWORD", "value": "hunter2"}, "DB_PASSWORD looks secret but has a literal"),
+        ({"name": "stripeApiKey", "value": "sk_live_1"}, "stripeApiKey looks secret"),
+        (
+            {"name": "DATABASE_URL", "value": "postgresql://app:hunter2@db:5432/app"},
+            "DATABASE_URL embeds a password in a URL",
+        ),
+        (
+            {"name": "JWT_SECRET", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+            "JWT_SECRET looks secret but comes from a ConfigMap",
+        ),
+    ],
+)
+def test_k8s_literal_secrets(pack: PolicyPackProcess, env: dict[str, Any], expected: str) -> None:
+    resource = deployment(container(env=[env]))
+
+    message = only(pack.analyze(resource), "k8s-no-literal-secrets", "advisory")
+
+    assert expected in message and "spec.template.spec.containers[0].env[0]" in message
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}},
+        {"name": "DATABASE_URL", "value": "postgresql://app:$(DB_PASSWORD)@db:5432/app"},
+        {"name": "POSTGRES_PASSWORD_FILE", "value": "/run/secrets/db"},
+        {"name": "TOKEN_TTL", "value": "300"},
+    ],
+)
+def test_k8s_secret_references_pass(pack: PolicyPackProcess, env: dict[str, Any]) -> None:
+    assert pack.analyze(deployment(container(env=[env]))) == []
+
+
+def test_docker_literal_secret_is_reported(pack: PolicyPackProcess) -> None:
+    resource = docker(envs=["LOG_LEVEL=info", "API_TOKEN=abc123"])
+
+    message = only(pack.analyze(resource), "docker-no-literal-secrets", "advisory")
+
+    assert "API_TOKEN looks secret but has a literal value (envs[1])" in message
+
+
+@pytest.mark.parametrize("value", [Secret("API_TOKEN=abc123"), UNKNOWN])
+def test_docker_secret_output_or_unknown_value_is_not_literal(
+    pack: PolicyPackProcess, value: Any
+) -> None:
+    diagnostics = pack.analyze(docker(envs=["LOG_LEVEL=info", value]))
+
+    assert violations(diagnostics, "docker-no-literal-secrets") == []
+
+
+def test_docker_env_list_that_is_secret_as_a_whole_passes(pack: PolicyPackProcess) -> None:
+    resource = docker(envs=Secret(["DB_PASSWORD=hunter2", "LOG_LEVEL=info"]))
+
+    assert pack.analyze(resource) == []
