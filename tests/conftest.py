@@ -25,6 +25,10 @@ from tests.support.servers import (
     nginx_test_conf,
 )
 
+# Helpers that assert on the tests' behalf: pytest rewrites their asserts as it does the tests',
+# so that a failure shows the values compared.
+pytest.register_assert_rewrite("tests.support.envelope", "tests.support.policies")
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:

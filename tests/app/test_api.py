@@ -19,14 +19,7 @@ from app.log_config import RequestContextFilter, json_formatter
 from app.main import create_app
 from app.settings import Settings
 from tests.support.app_process import InProcessApp, fast_settings
-
-ENVELOPE_KEYS = {"error_id", "error_code", "message", "timestamp", "details"}
-SECURITY_HEADERS = {
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "referrer-policy": "strict-origin-when-cross-origin",
-}
-GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+from tests.support.envelope import GENERATED_ID, SECURITY_HEADERS, assert_envelope
 
 
 @pytest.fixture
@@ -69,19 +62,6 @@ def json_logs() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
-
-
-def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == ENVELOPE_KEYS
-    assert body["error_code"] == code
-    assert GENERATED_ID.fullmatch(body["error_id"])
-    assert response.headers["x-request-id"]
-    assert "Traceback" not in response.text
-    for name, value in SECURITY_HEADERS.items():
-        assert response.headers[name] == value
-    return body
 
 
 def create(client: InProcessApp, name: str = "widget", **extra: Any) -> dict[str, Any]:

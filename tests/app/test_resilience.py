@@ -11,8 +11,8 @@ import pytest
 
 from app.main import create_app
 from app.settings import Settings
-from tests.app.test_api import assert_envelope
 from tests.support.app_process import InProcessApp, fast_settings
+from tests.support.envelope import assert_envelope
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from bench.gate_speed import generate
 from infra.offline.check import check_manifests
+from tests.support.manifests import generate
 
 
 def test_the_gate_benchmark_stack_passes_every_policy(tmp_path: Path) -> None:
