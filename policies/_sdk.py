@@ -15,7 +15,8 @@
 
 All degrade safely if the SDK changes shape: the exemption is then reported at the policy's own
 level (still visible), env values count as literal, and properties are deserialized per policy
-again. tests/test_policies.py pins the first two and runs every policy through the third.
+again. tests/policies/ pins the first two (test_exemptions.py, test_secret_env.py) and runs
+every policy through the third.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The nginx.conf that components/nginx.py renders, checked by the real nginx: `nginx -t`, then
 live traffic through nginx to the real app (`python -m app` on real PostgreSQL and Redis).
 
-Only what differs on a test machine is changed (tests/servers.py `nginx_test_conf`): loopback
-ports, pid and temp paths. Limits and timeouts a test needs small are NginxConf fields.
+Only what differs on a test machine is changed (tests/support/servers.py `nginx_test_conf`):
+loopback ports, pid and temp paths. Limits and timeouts a test needs small are NginxConf fields.
 """
 
 from __future__ import annotations
