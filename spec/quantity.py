@@ -11,20 +11,20 @@ import re
 from fractions import Fraction
 
 _QUANTITY = re.compile(r"^([0-9.]+)([KMGTPE]i|[kMGTPEmu]|)$")
-_FACTORS: dict[str, Fraction] = {
-    "": Fraction(1),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "E": Fraction(10**18),
-    "Ki": Fraction(2**10),
-    "Mi": Fraction(2**20),
-    "Gi": Fraction(2**30),
-    "Ti": Fraction(2**40),
-    "Pi": Fraction(2**50),
-    "Ei": Fraction(2**60),
+_FACTORS: dict[str, int | Fraction] = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
     "m": Fraction(1, 10**3),
     "u": Fraction(1, 10**6),
 }
