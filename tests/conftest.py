@@ -27,7 +27,7 @@ from tests.support.servers import (
 
 # Helpers that assert on the tests' behalf: pytest rewrites their asserts as it does the tests',
 # so that a failure shows the values compared.
-pytest.register_assert_rewrite("tests.support.envelope", "tests.support.policies")
+pytest.register_assert_rewrite("tests.support.diagnostics", "tests.support.envelope")
 
 
 @pytest.fixture(scope="session")

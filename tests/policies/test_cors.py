@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from infra.offline.analyzer import PolicyPackProcess
+from tests.support.diagnostics import only
 from tests.support.policies import (
     CONFIG_MAP,
     container,
@@ -17,7 +18,6 @@ from tests.support.policies import (
     ingress,
     init_container,
     k8s,
-    only,
     workload,
 )
 

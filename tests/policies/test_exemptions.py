@@ -7,15 +7,8 @@ import pytest
 
 from infra.offline.analyzer import PolicyPackProcess
 from infra.offline.wire import UNKNOWN
-from tests.support.policies import (
-    EXEMPT,
-    container,
-    deployment,
-    docker,
-    of,
-    security_context,
-    violations,
-)
+from tests.support.diagnostics import of, violations
+from tests.support.policies import EXEMPT, container, deployment, docker, security_context
 
 ROOT = container(securityContext=security_context(runAsUser=0))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from infra.offline.analyzer import PolicyPackProcess
-from tests.support.policies import container, deployment, docker, only
+from tests.support.diagnostics import only
+from tests.support.policies import container, deployment, docker
 
 
 @pytest.mark.parametrize(

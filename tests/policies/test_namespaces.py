@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from infra.offline.analyzer import PolicyPackProcess
-from tests.support.policies import SERVICE, deployment, fired, k8s, only
+from tests.support.diagnostics import fired, only
+from tests.support.policies import SERVICE, deployment, k8s
 
 
 @pytest.mark.parametrize(

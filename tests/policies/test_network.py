@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from infra.offline.analyzer import PolicyPackProcess, Resource
-from tests.support.policies import SERVICE, fired, k8s, only
+from tests.support.diagnostics import fired, only
+from tests.support.policies import SERVICE, k8s
 
 
 def service(service_type: str, component: str) -> Resource:

@@ -16,6 +16,7 @@ from infra.offline.analyzer import (
     load_pack_config,
     reconcile_config,
 )
+from tests.support.diagnostics import fired, only
 from tests.support.policies import (
     CONFIG_DIR,
     PACK_DIR,
@@ -23,9 +24,7 @@ from tests.support.policies import (
     container,
     deployment,
     docker,
-    fired,
     init_container,
-    only,
     workload,
 )
 

@@ -8,15 +8,8 @@ from typing import Any
 import pytest
 
 from infra.offline.analyzer import PolicyPackProcess
-from tests.support.policies import (
-    container,
-    deployment,
-    docker,
-    fired,
-    init_container,
-    only,
-    workload,
-)
+from tests.support.diagnostics import fired, only
+from tests.support.policies import container, deployment, docker, init_container, workload
 
 
 @pytest.mark.parametrize("probe", ["livenessProbe", "readinessProbe"])

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from infra.offline.analyzer import PolicyPackProcess
-from tests.support.policies import container, deployment, docker, init_container, only
+from tests.support.diagnostics import only
+from tests.support.policies import container, deployment, docker, init_container
 
 
 def test_missing_requests_and_limits(pack: PolicyPackProcess) -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from infra.offline.analyzer import PolicyPackProcess, Secret
 from infra.offline.wire import UNKNOWN
-from tests.support.policies import container, deployment, docker, only, violations
+from tests.support.diagnostics import only, violations
+from tests.support.policies import container, deployment, docker
 
 
 @pytest.mark.parametrize(

@@ -8,16 +8,14 @@ from typing import Any
 import pytest
 
 from infra.offline.analyzer import PolicyPackProcess
+from tests.support.diagnostics import fired, only, violations
 from tests.support.policies import (
     POD_PATH,
     container,
     deployment,
     docker,
-    fired,
     init_container,
-    only,
     security_context,
-    violations,
     workload,
 )
 

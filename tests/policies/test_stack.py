@@ -7,6 +7,7 @@ import pytest
 
 from infra.offline.analyzer import PolicyPackProcess, Resource
 from infra.offline.wire import UNKNOWN
+from tests.support.diagnostics import of, violations
 from tests.support.policies import (
     EXEMPT,
     HPA,
@@ -15,9 +16,7 @@ from tests.support.policies import (
     deployment,
     k8s,
     network_policy,
-    of,
     pdb,
-    violations,
 )
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from infra.offline.analyzer import PolicyPackProcess, Resource
 from infra.offline.wire import UNKNOWN
+from tests.support.diagnostics import of, only, violations
 from tests.support.policies import (
     CONFIG_MAP,
     INGRESS,
@@ -17,10 +18,7 @@ from tests.support.policies import (
     docker,
     ingress,
     k8s,
-    of,
-    only,
     security_context,
-    violations,
 )
 
 

@@ -1,5 +1,6 @@
-"""Builders of the policy pack's inputs, and readers of its diagnostics, for the tests of the
-pack (tests/policies/) run against the real pack process over the Analyzer gRPC protocol.
+"""Builders of the policy pack's inputs, for the tests of the pack (tests/policies/) run against
+the real pack process over the Analyzer gRPC protocol; tests/support/diagnostics.py reads what
+the pack answers.
 
 Every builder produces a compliant resource; a test breaks one thing and checks which policy
 fires, at which level, and that the message names the container and the field path.
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from infra.offline.analyzer import Diagnostic, Resource
+from infra.offline.analyzer import Resource
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 CONFIG_DIR = PACK_DIR / "config"
@@ -38,9 +39,6 @@ NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 LABELS = {"app.kubernetes.io/name": "api", "app.kubernetes.io/component": "api"}
-
-
-# --- builders --------------------------------------------------------------------------------
 
 
 def security_context(**changes: Any) -> dict[str, Any]:
@@ -153,35 +151,6 @@ def k8s(kind_type: str, name: str, namespace: str = "safeguard", **fields: Any) 
 def network_policy(match_labels: dict[str, str] | None, namespace: str = "safeguard") -> Resource:
     selector = {} if match_labels is None else {"matchLabels": match_labels}
     return k8s(NETWORK_POLICY, "np", namespace, spec={"podSelector": selector})
-
-
-# --- reading results -------------------------------------------------------------------------
-
-
-def of(diagnostics: list[Diagnostic], policy: str) -> list[Diagnostic]:
-    return [d for d in diagnostics if d.policy_name == policy]
-
-
-def violations(diagnostics: list[Diagnostic], policy: str) -> list[Diagnostic]:
-    """Diagnostics of `policy` that are findings, not exemption or preview notes."""
-    return [
-        d
-        for d in of(diagnostics, policy)
-        if not d.message.startswith("exempted:") and "during preview" not in d.message
-    ]
-
-
-def fired(diagnostics: list[Diagnostic]) -> set[str]:
-    return {d.policy_name for d in diagnostics}
-
-
-def only(diagnostics: list[Diagnostic], policy: str, level: str = "mandatory") -> str:
-    """The single finding of `policy` (asserting nothing else fired); returns its message."""
-    assert fired(diagnostics) == {policy}, [d.message for d in diagnostics]
-    found = violations(diagnostics, policy)
-    assert len(found) == 1, [d.message for d in found]
-    assert found[0].enforcement_level == level
-    return found[0].message
 
 
 def ingress(annotations: dict[str, str]) -> Resource:
