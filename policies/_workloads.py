@@ -220,6 +220,23 @@ def docker_env(
         yield EnvVar(name=name.strip(), value=value, path=path, secret=secret)
 
 
+def docker_file_carrier(props: Mapping[str, Any], findings: Findings) -> bool:
+    """True for a Docker container that nothing ever starts, so it runs no process: it only
+    holds `uploads` for the volumes it mounts (the dev stack's `*-files` containers).
+
+    All three must say so, as known values:
+    - `start` false: the provider creates the container and never starts it;
+    - `mustRun` false: with true, the provider's Read deletes a stopped container and fails
+      (kreuzwerker v3.x) or its Update starts it (v4.x);
+    - `restart` absent or "no": a restart policy lets the daemon start the container itself.
+    Anything else is a workload, checked by every rule.
+    """
+    start = findings.field(props, "start", "", bool)
+    must_run = findings.field(props, "mustRun", "", bool)
+    restart = findings.field(props, "restart", "", str)
+    return start is False and must_run is False and restart in (None, "no")
+
+
 def labels_component(labels: Any) -> Any:
     """The `app.kubernetes.io/component` label value: a string, None, UNKNOWN or MALFORMED."""
     if not isinstance(labels, Mapping):

@@ -6,7 +6,14 @@ from typing import Final
 
 from _framework import Resource, resource_policy
 from _values import INT, Findings, join
-from _workloads import DOCKER_CONTAINER, K8S_WORKLOADS, containers, label, pod_spec
+from _workloads import (
+    DOCKER_CONTAINER,
+    K8S_WORKLOADS,
+    containers,
+    docker_file_carrier,
+    label,
+    pod_spec,
+)
 from pulumi_policy import EnforcementLevel
 
 _QUANTITY: Final = (str, int, float)
@@ -36,6 +43,8 @@ def check_k8s_resources(resource: Resource, findings: Findings) -> None:
 
 
 def check_docker_resources(resource: Resource, findings: Findings) -> None:
+    if docker_file_carrier(resource.props, findings):
+        return  # no process to limit
     where = label(resource.type, resource.name)
     memory = findings.field(resource.props, "memory", "", INT)
     if memory is None or (isinstance(memory, int) and memory <= 0):

@@ -13,6 +13,7 @@ from _workloads import (
     Container,
     PodSpec,
     containers,
+    docker_file_carrier,
     label,
     pod_spec,
 )
@@ -250,6 +251,9 @@ def check_k8s_read_only_root(resource: Resource, findings: Findings) -> None:
 
 
 def check_docker_read_only_root(resource: Resource, findings: Findings) -> None:
+    # A carrier must be writable to receive its uploads; with no process, nothing writes later.
+    if docker_file_carrier(resource.props, findings):
+        return
     value = findings.field(resource.props, "readOnly", "", bool)
     if value is None or value is False:
         findings.fail(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra.offline.analyzer import PolicyPackProcess
+from infra.offline.analyzer import PolicyPackProcess, Resource
 from tests.support.diagnostics import fired, only, violations
 from tests.support.policies import (
     POD_PATH,
@@ -171,6 +171,51 @@ def test_writable_root_filesystem(pack: PolicyPackProcess) -> None:
 
     assert "containers[0].securityContext.readOnlyRootFilesystem is false" in message
     assert "docker-read-only-root-filesystem" in fired(pack.analyze(docker(readOnly=None)))
+
+
+def carrier(**changes: Any) -> Resource:
+    """A file carrier as the dev stack makes one: writable, unlimited, never started."""
+    fields: dict[str, Any] = {
+        "readOnly": None,
+        "memory": None,
+        "cpus": None,
+        "healthcheck": None,
+        "start": False,
+        "mustRun": False,
+        "restart": "no",
+        "networkMode": "none",
+    }
+    return docker("nginx-files", **{**fields, **changes})
+
+
+def test_a_file_carrier_that_never_runs_gets_no_rules_about_running(
+    pack: PolicyPackProcess,
+) -> None:
+    assert pack.analyze(carrier()) == []
+    assert pack.analyze(carrier(restart=None)) == []
+    # What does not depend on running still holds for it.
+    assert fired(pack.analyze(carrier(user="0:0"))) == {"docker-no-root"}
+    assert fired(pack.analyze(carrier(mounts=[{"type": "bind", "source": "/etc"}]))) == {
+        "docker-host-isolation"
+    }
+
+
+@pytest.mark.parametrize(
+    "could_start",
+    [
+        {"start": None},  # the provider's default: started
+        {"start": True},
+        {"mustRun": None},  # default true: v4's Update starts it
+        {"restart": "unless-stopped"},  # the daemon starts it
+        {"restart": "always"},
+    ],
+)
+def test_a_carrier_that_could_start_is_checked_as_a_workload(
+    pack: PolicyPackProcess, could_start: dict[str, Any]
+) -> None:
+    found = fired(pack.analyze(carrier(**could_start)))
+
+    assert {"docker-read-only-root-filesystem", "docker-resource-limits"} <= found
 
 
 @pytest.mark.parametrize(
