@@ -26,6 +26,13 @@ READY_PATH = "/health/ready"
 LIVE_PATH = "/health/live"
 METRICS_PATH = "/metrics"
 APP_ENVIRONMENTS = ("development", "staging", "production")
+SHUTDOWN_DELAY_SECONDS = 3
+"""After SIGTERM, readiness fails this long before the listener closes (SHUTDOWN_DELAY_SECONDS)."""
+SHUTDOWN_DRAIN_SECONDS = 20
+"""Then in-flight requests get this long to finish (SHUTDOWN_DRAIN_SECONDS)."""
+STOP_GRACE_SECONDS = SHUTDOWN_DELAY_SECONDS + SHUTDOWN_DRAIN_SECONDS + 7
+"""SIGTERM to SIGKILL: the delay and the drain, then up to 5 s for the pools to close (app/db.py)
+and the process to exit."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +160,9 @@ def _service(
         # these networks is believed, so a client reaching the app another way cannot pick its
         # own address (and rate-limit bucket).
         "FORWARDED_ALLOW_IPS": ",".join(args.trusted_proxies),
+        # Stated here, not left to the app's defaults: the stop grace period is derived from them.
+        "SHUTDOWN_DELAY_SECONDS": str(SHUTDOWN_DELAY_SECONDS),
+        "SHUTDOWN_DRAIN_SECONDS": str(SHUTDOWN_DRAIN_SECONDS),
     }
     secrets: dict[str, pulumi.Input[str]] = {
         "DATABASE_URL": pulumi.Output.secret(args.database_url),
@@ -163,6 +173,7 @@ def _service(
         secrets["API_KEYS"] = pulumi.Output.secret(args.api_keys)
     secret_env = {key: key for key in secrets}
 
+    # The migrations need the database and nothing else: no Redis, no keys.
     migrate = Container(
         name="migrate",
         image=image,
@@ -170,8 +181,8 @@ def _service(
         gid=UID,
         compute=args.compute,
         command=("python", "-m", "app", "migrate"),
-        env=env,
-        secret_env=secret_env,
+        env={k: env[k] for k in ("APP_ENV", "LOG_LEVEL")},
+        secret_env={"DATABASE_URL": "DATABASE_URL"},
         mounts=(TMP_MOUNT,),
         http_client="python",
     )
@@ -188,6 +199,7 @@ def _service(
         probes=probes(),
         mounts=(TMP_MOUNT,),
         http_client="python",
+        stop_grace_seconds=STOP_GRACE_SECONDS,
     )
     autoscaling = (
         Autoscaling(min_replicas=args.replicas, max_replicas=args.autoscale_max)

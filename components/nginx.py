@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import jinja2
 import pulumi
@@ -181,6 +182,9 @@ class NginxArgs:
     """nginx built to run as a non-root user."""
     exporter_image: str = "nginx/nginx-prometheus-exporter:1.3.0"
     """Sidecar translating stub_status into metrics (a scratch image: no shell, no wget)."""
+    after: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """Resources to create first: the app. nginx resolves the upstream's name when it starts
+    and exits if it cannot (on Docker the name exists only once the app's container runs)."""
 
     def __post_init__(self) -> None:
         problems = [
@@ -217,7 +221,9 @@ class Nginx(pulumi.ComponentResource):
         config = pulumi.Output.from_input(args.upstream).apply(
             lambda upstream: render_nginx_conf(dataclasses.replace(conf, upstream=upstream))
         )
-        deployed = args.platform.deploy(_service(name, args, config), parent=self)
+        deployed = args.platform.deploy(
+            _service(name, args, config), parent=self, depends_on=args.after
+        )
 
         if args.platform.name == "docker":
             url = f"http://{DOCKER_PUBLISH_ADDRESS}:{args.public_port}"

@@ -7,6 +7,7 @@ under mocks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pulumi
@@ -52,9 +53,14 @@ def _platform(settings: Settings) -> Platform:
     )
 
 
-def edge_args(settings: Settings, platform: Platform, upstream: pulumi.Input[str]) -> NginxArgs:
-    """The edge proxy's args for the stack, proxying to `upstream` (the app's address); the tests
-    render the same nginx.conf from them."""
+def edge_args(
+    settings: Settings,
+    platform: Platform,
+    upstream: pulumi.Input[str],
+    after: Sequence[pulumi.Resource] = (),
+) -> NginxArgs:
+    """The edge proxy's args for the stack, proxying to `upstream` (the app's address), created
+    `after` it; the tests render the same nginx.conf from them."""
     edge = settings.edge
     return NginxArgs(
         platform=platform,
@@ -70,6 +76,7 @@ def edge_args(settings: Settings, platform: Platform, upstream: pulumi.Input[str
         tls_at_ingress=edge.ingress_class is not None,
         replicas=1 if settings.platform == "docker" else 2,
         public_port=edge.public_port,
+        after=after,
     )
 
 
@@ -121,7 +128,7 @@ def run(settings: Settings) -> None:
             after=(database, cache),
         ),
     )
-    edge_proxy = Nginx("nginx", edge_args(settings, platform, upstream=app.address))
+    edge_proxy = Nginx("nginx", edge_args(settings, platform, upstream=app.address, after=(app,)))
     monitoring_settings = settings.monitoring
     monitoring = Monitoring(
         "monitoring",

@@ -62,6 +62,10 @@ class Container:
     """What the image can make an HTTP request with. Docker runs health checks inside the
     container, so HttpGet probes become a command of this tool there; None (scratch images)
     means Docker cannot check the container, and `no_docker_healthcheck` says why."""
+    stop_grace_seconds: int = 30
+    """Seconds from SIGTERM to SIGKILL: what a clean stop may take (Kubernetes: the pod's
+    terminationGracePeriodSeconds, the largest of its containers'; Docker: stop_timeout, and
+    the provider's destroy_grace_seconds)."""
     no_docker_healthcheck: str | None = None
     """Why Docker cannot health-check this container and what watches it instead. Required
     exactly when its probes cannot run inside the container; the Docker back end declares it
@@ -77,6 +81,8 @@ class Container:
             if p is not None
         )
         uncheckable = http_probes and self.http_client is None
+        if self.stop_grace_seconds < 1:
+            raise ValueError(f"container {self.name!r}: stop_grace_seconds must be at least 1")
         reason = (self.no_docker_healthcheck or "").strip()
         if uncheckable and not reason:
             raise ValueError(

@@ -5,10 +5,21 @@ A Kubernetes pod maps onto a main container plus sidecars that join its network 
 Init containers run to completion (`attach`) before the main container starts. Health checks
 come from the same probe definitions as on Kubernetes; a container Docker cannot check carries
 its spec's reason as a reviewed exemption from the `docker-healthcheck` policy.
+
+Rendered files reach a read-only container through a *carrier*. The provider delivers `uploads`
+by extracting a tar at `/` before the container starts, and the daemon refuses any extraction
+into a read-only root filesystem, even when every file lands in a volume
+(kreuzwerker/terraform-provider-docker internal/provider/resource_docker_container_funcs.go,
+v3.0.2 to v4.5.0; moby daemon/archive.go, v20.10.24). So each service with files gets one more
+container, created and never started, not read-only and without a network, whose uploads land
+in named volumes; the service mounts those volumes read-only. A volume's name ends in a digest
+of its files, so a change makes a new volume, and with it a new carrier and a new service
+container: nothing stale survives, and no container sees files change under it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import pulumi
@@ -83,27 +94,35 @@ class DockerPlatform:
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> Deployed:
         prefix = spec.prefix
+        for v in spec.volumes:
+            if isinstance(v, ExistingSecretVolume):
+                raise ValueError(
+                    f"{v.name}: secrets managed outside Pulumi exist only on Kubernetes"
+                )
         opts = pulumi.ResourceOptions(parent=parent)
-        # Rendered files live on a volume too: Docker refuses to copy files into a read-only
-        # root filesystem, but not into a volume mounted on it.
+        images = {c.name: self._image(spec, c, opts) for c in _all_containers(spec)}
+        files = {v.name: v for v in spec.volumes if isinstance(v, FilesVolume)}
         volumes = {
             v.name: docker.Volume(
                 f"{prefix}-{v.name}",
-                name=f"{self.instance}-{spec.name}-{v.name}",
+                name=self._volume_name(spec, v),
                 labels=self._labels(spec.name),
                 opts=opts,
             )
             for v in spec.volumes
             if isinstance(v, DataVolume | FilesVolume)
         }
+        carrier = self._carrier(spec, files, volumes, images, opts) if files else None
+        before = [*depends_on, *([carrier] if carrier is not None else [])]
         networks = [self.backend, self.edge] if spec.public or spec.publish else [self.backend]
         attach = [{"name": n.name, "aliases": [spec.name]} for n in networks]
 
-        after = pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on))
+        after = pulumi.ResourceOptions(parent=parent, depends_on=before)
         init_runs = [
             self._container(
                 spec,
                 c,
+                images[c.name],
                 volumes,
                 after,
                 networks_advanced=[{"name": n.name} for n in networks],
@@ -120,8 +139,9 @@ class DockerPlatform:
         main = self._container(
             spec,
             main_spec,
+            images[main_spec.name],
             volumes,
-            pulumi.ResourceOptions(parent=parent, depends_on=[*depends_on, *init_runs]),
+            pulumi.ResourceOptions(parent=parent, depends_on=[*before, *init_runs]),
             networks_advanced=attach,
             ports=ports,
             restart="unless-stopped",
@@ -130,8 +150,9 @@ class DockerPlatform:
             self._container(
                 spec,
                 sidecar,
+                images[sidecar.name],
                 volumes,
-                pulumi.ResourceOptions(parent=parent, depends_on=[main]),
+                pulumi.ResourceOptions(parent=parent, depends_on=[*before, main]),
                 network_mode=main.id.apply(lambda container_id: f"container:{container_id}"),
                 restart="unless-stopped",
             )
@@ -154,10 +175,82 @@ class DockerPlatform:
             found += [{"label": k, "value": v} for k, v in reason.items()]
         return found
 
+    def _image(
+        self, spec: ServiceSpec, c: Container, opts: pulumi.ResourceOptions
+    ) -> pulumi.Input[str]:
+        if not isinstance(c.image, str):
+            return c.image
+        prefix = spec.prefix + ("" if c is spec.containers[0] else f"-{c.name}")
+        return docker.RemoteImage(
+            f"{prefix}-image", name=c.image, keep_locally=True, opts=opts
+        ).image_id
+
+    def _volume_name(
+        self, spec: ServiceSpec, volume: DataVolume | FilesVolume
+    ) -> pulumi.Input[str]:
+        name = f"{self.instance}-{spec.name}-{volume.name}"
+        if isinstance(volume, DataVolume):
+            return name
+        # A digest of a secret file is kept secret too: it could confirm a guess of the content.
+        return files_digest(volume).apply(lambda digest: f"{name}-{digest}")
+
+    def _carrier(
+        self,
+        spec: ServiceSpec,
+        files: dict[str, FilesVolume],
+        volumes: dict[str, docker.Volume],
+        images: dict[str, pulumi.Input[str]],
+        opts: pulumi.ResourceOptions,
+    ) -> docker.Container:
+        """The container that receives the service's files into their volumes and never runs.
+
+        It is the image of the first container that mounts them (already pulled, and its
+        entrypoint never runs), mounts each volume where that container does, with no_copy:
+        else the daemon copies the image's own files at that path into the empty volume when
+        the carrier is created (moby daemon/create_unix.go populateVolumes, v20.10.24).
+        """
+        paths: dict[str, str] = {}
+        owner: Container | None = None
+        for c in _all_containers(spec):
+            for m in c.mounts:
+                if m.volume in files and m.volume not in paths:
+                    paths[m.volume] = m.path
+                    owner = owner or c
+        if owner is None:
+            raise ValueError(f"{spec.name}: files volumes {sorted(files)} are mounted nowhere")
+        uploads = [upload for name, path in paths.items() for upload in _uploads(files[name], path)]
+        return docker.Container(
+            f"{spec.prefix}-files",
+            name=f"{self.instance}-{spec.name}-files",
+            image=images[owner.name],
+            # Never started, so never restarted: a file carrier, not a workload. The policy
+            # pack checks exactly these three before it skips the rules about running.
+            start=False,
+            must_run=False,
+            restart="no",
+            network_mode="none",
+            user=f"{owner.uid}:{owner.gid}",
+            capabilities={"drops": ["ALL"]},
+            security_opts=["no-new-privileges:true"],
+            mounts=[
+                {
+                    "type": "volume",
+                    "source": volumes[name].name,
+                    "target": path,
+                    "volume_options": {"no_copy": True},
+                }
+                for name, path in paths.items()
+            ],
+            uploads=uploads,
+            labels=self._labels(spec.name),
+            opts=opts,
+        )
+
     def _container(
         self,
         spec: ServiceSpec,
         c: Container,
+        image: pulumi.Input[str],
         volumes: dict[str, docker.Volume],
         opts: pulumi.ResourceOptions,
         **extra: object,
@@ -165,16 +258,12 @@ class DockerPlatform:
         is_main = c is spec.containers[0]
         name = spec.name if is_main else f"{spec.name}-{c.name}"
         prefix = spec.prefix + ("" if is_main else f"-{c.name}")
-        image: pulumi.Input[str] = c.image
-        if isinstance(c.image, str):
-            image = docker.RemoteImage(
-                f"{prefix}-image", name=c.image, keep_locally=True, opts=opts
-            ).image_id
         envs: list[pulumi.Input[str]] = [f"{k}={v}" for k, v in sorted(c.env.items())]
         envs += [
             pulumi.Output.secret(pulumi.Output.concat(env, "=", spec.secrets[key]))
             for env, key in sorted(c.secret_env.items())
         ]
+        files = {v.name for v in spec.volumes if isinstance(v, FilesVolume)}
         check = healthcheck(c)
         return docker.Container(
             f"{prefix}-container",
@@ -193,15 +282,34 @@ class DockerPlatform:
             cpus=cpus(c.compute.cpu_limit),
             tmpfs=self._tmpfs(c, spec.volumes),
             volumes=[
-                {"volume_name": volumes[m.volume].name, "container_path": m.path}
+                {
+                    "volume_name": volumes[m.volume].name,
+                    "container_path": m.path,
+                    **({"read_only": True} if m.read_only else {}),
+                }
                 for m in c.mounts
-                if m.volume in volumes
+                if m.volume in volumes and m.volume not in files
             ],
-            uploads=self._uploads(c, spec.volumes),
+            mounts=[
+                {
+                    "type": "volume",
+                    "source": volumes[m.volume].name,
+                    "target": m.path,
+                    "read_only": True,
+                    "volume_options": {"no_copy": True},
+                }
+                for m in c.mounts
+                if m.volume in files
+            ],
             healthcheck=check,
             # Waiting for healthy makes `pulumi up` start dependents only once this one serves.
             wait=check is not None and "attach" not in extra,
             wait_timeout=180,
+            # `docker stop` and daemon shutdowns wait stop_timeout; the provider's delete (a
+            # replacement, `pulumi destroy`) waits destroy_grace_seconds, and 0 without it:
+            # SIGKILL in the middle of a drain.
+            stop_timeout=c.stop_grace_seconds,
+            destroy_grace_seconds=c.stop_grace_seconds,
             labels=self._labels(spec.name, c, check),
             opts=opts,
             **extra,
@@ -218,25 +326,36 @@ class DockerPlatform:
             if m.volume in scratch
         }
 
-    def _uploads(
-        self, c: Container, volumes: Sequence[Volume]
-    ) -> list[dict[str, pulumi.Input[str]]]:
-        by_name = {v.name: v for v in volumes}
-        uploads: list[dict[str, pulumi.Input[str]]] = []
-        for mount in c.mounts:
-            volume = by_name[mount.volume]
-            if isinstance(volume, ExistingSecretVolume):
-                raise ValueError(
-                    f"{volume.name}: secrets managed outside Pulumi exist only on Kubernetes"
-                )
-            if not isinstance(volume, FilesVolume):
-                continue
-            for file_name, content in sorted(volume.files.items()):
-                body = pulumi.Output.secret(content) if volume.secret else content
-                uploads.append(
-                    {"file": f"{mount.path}/{file_name}", "content": body, "permissions": "0444"}
-                )
-        return uploads
+
+def _all_containers(spec: ServiceSpec) -> tuple[Container, ...]:
+    return (*spec.containers, *spec.init_containers)
+
+
+def files_digest(volume: FilesVolume) -> pulumi.Output[str]:
+    """12 hex digits of sha256 over the volume's file names and contents, in name order."""
+    names = sorted(volume.files)
+
+    def digest(contents: list[str]) -> str:
+        h = hashlib.sha256()
+        for name, content in zip(names, contents, strict=True):
+            for part in (name, content):
+                h.update(part.encode())
+                h.update(b"\0")
+        return h.hexdigest()[:12]
+
+    return pulumi.Output.all(*(volume.files[n] for n in names)).apply(digest)
+
+
+def _uploads(volume: FilesVolume, path: str) -> list[dict[str, pulumi.Input[str]]]:
+    # Uploads are always root:root, so only world-readable files reach a non-root service.
+    return [
+        {
+            "file": f"{path}/{file_name}",
+            "content": pulumi.Output.secret(content) if volume.secret else content,
+            "permissions": "0444",
+        }
+        for file_name, content in sorted(volume.files.items())
+    ]
 
 
 def _docker_labels(service: str, instance: str) -> list[dict[str, str]]:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
-from tests.support.mocks import build_stack, is_secret, unwrap
+import pytest
+
+from app.settings import Settings
+from components.app_service import STOP_GRACE_SECONDS
+from tests.support.mocks import Recorded, StackRun, build_stack, is_secret, unwrap
 
 # Scratch images without a shell or wget: Docker, which runs health checks inside the container,
 # cannot check them (on Kubernetes the kubelet probes them over HTTP).
@@ -13,7 +18,7 @@ NO_HTTP_CLIENT = {"safeguard-dev-nginx-exporter", "safeguard-dev-redis-exporter"
 
 def _containers() -> list[dict]:
     run = build_stack("dev")
-    return [r.inputs for r in run.of_type("index/container:Container")]
+    return [r.inputs for r in run.of_type("index/container:Container") if "start" not in r.inputs]
 
 
 def test_every_container_is_hardened_and_limited() -> None:
@@ -81,3 +86,123 @@ def test_secrets_reach_containers_only_as_secret_values() -> None:
     envs = unwrap(app.inputs["envs"])
     assert "MIGRATE_ON_STARTUP=false" in envs
     assert any(e.startswith("DATABASE_URL=postgresql://safeguard:") for e in envs)
+
+
+# --- files: delivered by carriers into volumes the services mount read-only -------------------
+
+
+def _by_name(run: StackRun) -> dict[str, Recorded]:
+    return {r.inputs["name"]: r for r in run.of_type("index/container:Container")}
+
+
+def test_files_reach_read_only_containers_only_through_carriers_that_never_run() -> None:
+    run = build_stack("dev")
+    containers = _by_name(run)
+    carriers = {n: r for n, r in containers.items() if r.inputs.get("uploads")}
+
+    assert set(carriers) == {
+        f"safeguard-dev-{s}-files" for s in ("nginx", "prometheus", "alertmanager", "grafana")
+    }
+    for name, carrier in containers.items():
+        inputs = unwrap(carrier.inputs)
+        if name in carriers:
+            # The provider extracts uploads at `/`, which a read-only root refuses.
+            assert inputs.get("readOnly") is not True, name
+            assert (inputs["start"], inputs["mustRun"], inputs["restart"]) == (False, False, "no")
+            assert inputs["networkMode"] == "none" and inputs["capabilities"] == {"drops": ["ALL"]}
+            assert all(m["volumeOptions"] == {"noCopy": True} for m in inputs["mounts"]), name
+            # Every file lands in one of the carrier's volumes, world-readable (uploads are
+            # root-owned, the services are not).
+            targets = [m["target"] for m in inputs["mounts"]]
+            for upload in inputs["uploads"]:
+                assert any(upload["file"].startswith(t + "/") for t in targets), upload["file"]
+                assert upload["permissions"] == "0444"
+        else:
+            assert not inputs.get("uploads"), name
+
+
+def test_services_mount_their_carriers_volumes_read_only_and_start_after_them() -> None:
+    run = build_stack("dev")
+    containers = _by_name(run)
+    for service in ("nginx", "prometheus", "alertmanager", "grafana"):
+        carrier = containers[f"safeguard-dev-{service}-files"]
+        main = containers[f"safeguard-dev-{service}"]
+        carried = {m["source"]: m["target"] for m in unwrap(carrier.inputs)["mounts"]}
+        mounted = {m["source"]: m for m in unwrap(main.inputs)["mounts"]}
+
+        assert set(mounted) == set(carried), service
+        for source, mount in mounted.items():
+            assert mount["target"] == carried[source] and mount["readOnly"] is True, service
+            assert mount["volumeOptions"] == {"noCopy": True}
+        # The service names the volumes, not the carrier: only this orders the uploads first.
+        assert carrier.urn in main.dependencies, service
+
+
+def test_a_changed_file_gives_a_new_volume_and_secret_files_a_secret_name() -> None:
+    def nginx_volume(run: StackRun) -> str:
+        return next(
+            v.inputs["name"] for v in run.of_type("index/volume:Volume") if v.name == "nginx-config"
+        )
+
+    before = build_stack("dev")
+    changed = build_stack("dev", **{"edge": json.dumps({"host": "localhost", "burst": 41})})
+
+    assert nginx_volume(before).startswith("safeguard-dev-nginx-config-")
+    assert nginx_volume(before) != nginx_volume(changed)
+    assert nginx_volume(before) == nginx_volume(build_stack("dev"))
+    volumes = {v.name: v.inputs["name"] for v in before.of_type("index/volume:Volume")}
+    assert is_secret(volumes["monitoring-alertmanager-config"])
+    assert volumes["postgres-data"] == "safeguard-dev-postgres-data"  # data is not renamed
+
+
+# --- stopping -----------------------------------------------------------------------------------
+
+
+def test_the_app_is_given_its_whole_drain_before_sigkill() -> None:
+    run = build_stack("dev")
+    app = _by_name(run)["safeguard-dev-app"]
+    env = dict(e.split("=", 1) for e in unwrap(app.inputs["envs"]))
+    # The app's own reading of the rendered environment, not a copy of its defaults.
+    settings = Settings(
+        database_url="postgresql://u:p@h/db",
+        redis_url="redis://h",
+        **{k.lower(): env[k] for k in ("SHUTDOWN_DELAY_SECONDS", "SHUTDOWN_DRAIN_SECONDS")},
+    )
+    needed = math.ceil(settings.shutdown_delay_seconds + settings.shutdown_drain_seconds)
+
+    assert app.inputs["stopTimeout"] >= needed + 5
+    assert app.inputs["destroyGraceSeconds"] == app.inputs["stopTimeout"] == STOP_GRACE_SECONDS
+    for name, container in _by_name(run).items():
+        if "start" not in container.inputs:  # carriers are never started, so never stopped
+            assert container.inputs["destroyGraceSeconds"] >= 10, name
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_kubernetes_gives_the_app_pods_the_same_grace(stack: str) -> None:
+    run = build_stack(stack)
+    app = next(
+        r
+        for r in run.of_type("apps/v1:Deployment")
+        if unwrap(r.inputs)["metadata"]["name"] == "app"
+    )
+
+    grace = unwrap(app.inputs)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace == STOP_GRACE_SECONDS
+
+
+# --- ordering and least privilege -------------------------------------------------------------
+
+
+def test_nginx_starts_after_the_app_it_resolves_at_start() -> None:
+    run = build_stack("dev")
+    containers = _by_name(run)
+
+    assert containers["safeguard-dev-app"].urn in containers["safeguard-dev-nginx"].dependencies
+
+
+def test_migrations_get_the_database_and_nothing_else() -> None:
+    run = build_stack("dev")
+    migrate = _by_name(run)["safeguard-dev-app-migrate"]
+    names = {e.split("=", 1)[0] for e in unwrap(migrate.inputs["envs"])}
+
+    assert names == {"APP_ENV", "LOG_LEVEL", "DATABASE_URL"}

@@ -37,7 +37,7 @@ def pod_template(target: Target, spec: ServiceSpec) -> PodTemplateSpecArgsDict:
     pod: PodSpecArgsDict = {
         **pod_security(spec.containers[0], token=spec.service_account_token),
         "service_account_name": spec.name,
-        "termination_grace_period_seconds": 30,
+        "termination_grace_period_seconds": max(c.stop_grace_seconds for c in spec.containers),
         "containers": [container(c, spec.name, spec.name) for c in spec.containers],
         "volumes": volumes(spec.prefix, spec.volumes),
     }
