@@ -34,7 +34,7 @@ from tenacity import (
     wait_random,
 )
 
-from app.settings import Settings
+from app.settings import DatabaseSettings, Settings
 
 logger = logging.getLogger("app.db")
 
@@ -110,7 +110,7 @@ class Database:
             await asyncio.wait_for(self.pool.close(), timeout)
 
 
-def _connect_options(settings: Settings) -> dict[str, Any]:
+def _connect_options(settings: DatabaseSettings) -> dict[str, Any]:
     server_settings = {"application_name": "safeguard"}
     if settings.db_statement_timeout_ms:
         # Server-side timeout: a runaway query is cancelled by PostgreSQL itself, freeing the
@@ -143,7 +143,7 @@ async def open_database(settings: Settings) -> Database:
     return Database(pool, settings.db_pool_timeout_seconds)
 
 
-async def wait_for_database(settings: Settings) -> None:
+async def wait_for_database(settings: DatabaseSettings) -> None:
     """Retry `SELECT 1` with bounded exponential backoff; raise DatabaseUnavailableError after.
 
     Only errors in UNAVAILABLE_ERRORS are retried. A wrong password or a missing database
@@ -188,7 +188,7 @@ async def wait_for_database(settings: Settings) -> None:
         ) from error
 
 
-def migration_engine(settings: Settings) -> AsyncEngine:
+def migration_engine(settings: DatabaseSettings) -> AsyncEngine:
     """A one-connection SQLAlchemy engine for Alembic, connecting exactly as the pool does."""
     return create_async_engine(
         "postgresql+asyncpg://",
@@ -220,7 +220,7 @@ def _upgrade_to_head(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-async def migrate(settings: Settings) -> None:
+async def migrate(settings: DatabaseSettings) -> None:
     """Apply pending migrations; concurrent callers wait on the advisory lock, then find nothing."""
     engine = migration_engine(settings)
     try:

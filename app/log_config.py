@@ -77,5 +77,7 @@ def build_log_config(level: str, debug: bool = False) -> dict[str, Any]:
             "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
             "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
             "sqlalchemy.engine": {"level": "INFO" if debug else "WARNING"},
+            # Seven lines at every start about autogenerate plugins, which only authoring uses.
+            "alembic.runtime.plugins": {"level": "WARNING"},
         },
     }

@@ -12,6 +12,7 @@ drains within SHUTDOWN_DRAIN_SECONDS, without the readiness delay (see app/READM
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import signal
@@ -50,6 +51,11 @@ class GracefulServer(uvicorn.Server):
         self.drain_started: float | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler runs in whatever context the main thread is in, often a request's:
+        # in an empty one, the shutdown's log lines carry no request's id, method or path.
+        contextvars.Context().run(self._begin_shutdown, sig)
+
+    def _begin_shutdown(self, sig: int) -> None:
         if self.drain_started is None and self.started:
             self.drain_started = time.monotonic()
             runtime = _find_runtime(self.config.loaded_app)

@@ -1,7 +1,8 @@
 """The app's settings, read from the environment and validated once at start-up.
 
 `get_settings()` caches one `Settings` per process; tests build their own `Settings(...)` and pass
-it to `create_app`, or call `get_settings.cache_clear()`.
+it to `create_app`, or call `get_settings.cache_clear()`. `python -m app migrate` reads only
+`DatabaseSettings`, the part about PostgreSQL and logging: it needs no Redis and no keys.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 CsvList = Annotated[list[str], NoDecode]
 
 
-class Settings(BaseSettings):
-    """Every knob the app has. `.env.example` at the repository root documents each one."""
+class DatabaseSettings(BaseSettings):
+    """What reaching PostgreSQL and migrating it needs, and how to log.
+    `.env.example` at the repository root documents each one."""
 
     # Production rules on later fields read app_env from `info.data`, so it must stay first.
     app_env: Literal["development", "staging", "production"] = "development"
@@ -46,40 +48,14 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    host: str = "0.0.0.0"
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
-    forwarded_allow_ips: str = "127.0.0.1"
-    max_header_bytes: int = Field(default=32_768, ge=1024)
-    max_body_bytes: int = Field(default=1_048_576, ge=1)
-
     database_url: str = Field(repr=False)
-    redis_url: str = Field(repr=False)
-    secret_key: SecretStr = SecretStr("")
-    allowed_origins: CsvList = []
-    api_keys: CsvList = Field(default=[], repr=False)
 
     migrate_on_startup: bool = True
     startup_db_wait_seconds: float = Field(default=30.0, gt=0)
     startup_db_max_attempts: int = Field(default=10, ge=1)
 
-    # A fixed pool of connections per worker process, all opened at start-up; a request waits
-    # up to db_pool_timeout_seconds for one to be free.
-    db_pool_size: int = Field(default=8, ge=1)
-    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_connect_timeout_seconds: int = Field(default=3, ge=1)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
-
-    redis_socket_timeout_seconds: float = Field(default=0.5, gt=0)
-    redis_connect_timeout_seconds: float = Field(default=0.5, gt=0)
-    health_check_timeout_seconds: float = Field(default=1.0, gt=0)
-
-    rate_limit_enabled: bool = True
-    rate_limit: str = "100/minute"
-    rate_limit_fail_open: bool = True
-
-    shutdown_delay_seconds: float = Field(default=3.0, ge=0)
-    shutdown_drain_seconds: float = Field(default=20.0, ge=0)
 
     model_config = SettingsConfigDict(
         case_sensitive=False, extra="ignore", validate_default=True, validate_by_name=True
@@ -89,13 +65,6 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
-
-    @field_validator("allowed_origins", "api_keys", mode="before")
-    @classmethod
-    def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("debug")
     @classmethod
@@ -118,6 +87,61 @@ class Settings(BaseSettings):
             raise ValueError("must start with postgresql://")
         if not url.database:
             raise ValueError("must name a database (postgresql://user:pass@host:5432/<db>)")
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def postgres_dsn(self) -> str:
+        """DATABASE_URL as the plain postgresql:// DSN asyncpg takes (any driver suffix dropped)."""
+        url = make_url(self.database_url).set(drivername="postgresql")
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def postgres_location(self) -> str:
+        """Host, port and database, for messages: never the credentials."""
+        url = make_url(self.database_url)
+        return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+
+
+class Settings(DatabaseSettings):
+    """Every knob the app has. `.env.example` at the repository root documents each one."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    forwarded_allow_ips: str = "127.0.0.1"
+    max_header_bytes: int = Field(default=32_768, ge=1024)
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+
+    redis_url: str = Field(repr=False)
+    secret_key: SecretStr = SecretStr("")
+    allowed_origins: CsvList = []
+    api_keys: CsvList = Field(default=[], repr=False)
+
+    # A fixed pool of connections per worker process, all opened at start-up; a request waits
+    # up to db_pool_timeout_seconds for one to be free.
+    db_pool_size: int = Field(default=8, ge=1)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    redis_socket_timeout_seconds: float = Field(default=0.5, gt=0)
+    redis_connect_timeout_seconds: float = Field(default=0.5, gt=0)
+    health_check_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    rate_limit_enabled: bool = True
+    rate_limit: str = "100/minute"
+    rate_limit_fail_open: bool = True
+
+    shutdown_delay_seconds: float = Field(default=3.0, ge=0)
+    shutdown_drain_seconds: float = Field(default=20.0, ge=0)
+
+    @field_validator("allowed_origins", "api_keys", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("redis_url")
@@ -178,22 +202,6 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def is_production(self) -> bool:
-        return self.app_env == "production"
-
-    @property
-    def postgres_dsn(self) -> str:
-        """DATABASE_URL as the plain postgresql:// DSN asyncpg takes (any driver suffix dropped)."""
-        url = make_url(self.database_url).set(drivername="postgresql")
-        return url.render_as_string(hide_password=False)
-
-    @property
-    def postgres_location(self) -> str:
-        """Host, port and database, for messages: never the credentials."""
-        url = make_url(self.database_url)
-        return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
-
-    @property
     def rate_limit_item(self) -> RateLimitItem:
         return parse(self.rate_limit)
 
@@ -202,6 +210,12 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, built from the environment on first use."""
     return Settings()  # type: ignore[call-arg]  # required fields come from the environment
+
+
+@lru_cache(maxsize=1)
+def get_database_settings() -> DatabaseSettings:
+    """The database part of the settings alone, for the migrations."""
+    return DatabaseSettings()  # type: ignore[call-arg]  # required fields come from the environment
 
 
 def describe_errors(error: ValidationError) -> str:

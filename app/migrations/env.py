@@ -1,7 +1,7 @@
 """Alembic environment: runs the app's migrations against DATABASE_URL under the migration lock.
 
 `app.db.migrate` hands in its own connection (config.attributes["connection"]); the alembic CLI
-gets a one-connection engine built from the app's settings (DATABASE_URL and the rest).
+gets a one-connection engine built from the database settings (DATABASE_URL and the rest).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from app.db import lock_for_migrations, migration_engine
 from app.models import Base
-from app.settings import get_settings
+from app.settings import get_database_settings
 
 target_metadata = Base.metadata
 
@@ -36,7 +36,7 @@ def run_offline() -> None:
 
 
 async def _run_on_own_engine() -> None:
-    engine = migration_engine(get_settings())
+    engine = migration_engine(get_database_settings())
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_run)

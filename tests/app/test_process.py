@@ -1,13 +1,15 @@
 """`python -m app` as a real process: settings errors, start-up without a database, concurrent
-migrations, a graceful SIGTERM drain and multi-worker metrics."""
+migrations, SIGTERM before serving, a graceful SIGTERM drain and multi-worker metrics."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -16,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from app.db import MIGRATION_LOCK_ID
 from tests.support.app_process import REPO_ROOT, AppProcess, app_env, run_app
-from tests.support.servers import free_port
+from tests.support.servers import LiveApp, ServerProcess, free_port
 
 
 def test_production_refuses_unsafe_settings_and_lists_every_problem() -> None:
@@ -108,6 +110,111 @@ def test_concurrent_migrations_serialize_on_the_advisory_lock(
         assert versions == [("0001",)]
         table = holder.execute("SELECT to_regclass('public.items') IS NOT NULL").fetchone()
         assert table == (True,)
+
+
+def test_migrate_needs_the_database_only_and_logs_no_plugin_setup(database_url: str) -> None:
+    # What the migrate init container gets: no Redis URL, no key (production would refuse a
+    # short or missing SECRET_KEY for serving).
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "DATABASE_URL": database_url}
+    result = run_app(["migrate"], {**env, "APP_ENV": "production"}, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    loggers = [json.loads(line)["logger"] for line in result.stdout.splitlines()]
+    assert "app.db" in loggers  # "database schema is at the latest migration"
+    assert "alembic.runtime.plugins" not in loggers
+    with psycopg.connect(database_url) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            ("0001",)
+        ]
+
+
+def _wait_for_line(process: ServerProcess, text: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(text in line.get("message", "") for line in process.json_lines()):
+            return
+        assert process.is_running(), process.fail("exited early")
+        time.sleep(0.05)
+    raise AssertionError(process.fail(f"no log line with {text!r} within {timeout}s"))
+
+
+def test_sigterm_while_waiting_for_postgres_exits_at_once(tmp_path: Path, redis_url: str) -> None:
+    dead = f"postgresql://postgres:secret@127.0.0.1:{free_port()}/app"
+    env = app_env(dead, redis_url, STARTUP_DB_MAX_ATTEMPTS="20", STARTUP_DB_WAIT_SECONDS="60")
+    process = ServerProcess(root=tmp_path, name="app")
+    process.spawn([sys.executable, "-m", "app"], env=env, cwd=REPO_ROOT)
+    _wait_for_line(process, "PostgreSQL not reachable yet")
+
+    signalled = time.monotonic()
+    process.stop(timeout=10)
+
+    assert process.process is not None and process.process.returncode == 128 + signal.SIGTERM
+    assert time.monotonic() - signalled < 3
+    assert any(
+        line.get("message") == "received SIGTERM while waiting for PostgreSQL, exiting"
+        for line in process.json_lines()
+    )
+    assert "Traceback" not in process.stderr()
+
+
+def test_sigterm_while_migrating_exits_at_once_and_applies_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "DATABASE_URL": database_url}
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        process = ServerProcess(root=tmp_path, name="migrate")
+        process.spawn([sys.executable, "-m", "app", "migrate"], env=env, cwd=REPO_ROOT)
+        # Waiting for the lock means it is inside the migration's transaction.
+        deadline = time.monotonic() + 20
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        while holder.execute(waiting).fetchone() != (1,):
+            assert time.monotonic() < deadline, process.fail("never waited for the lock")
+            time.sleep(0.05)
+
+        signalled = time.monotonic()
+        process.stop(timeout=10)
+
+        assert process.process is not None
+        assert process.process.returncode == 128 + signal.SIGTERM, process.fail("exit code")
+        assert time.monotonic() - signalled < 3
+        assert holder.execute("SELECT to_regclass('public.alembic_version')").fetchone() == (None,)
+    assert any("while migrating" in line.get("message", "") for line in process.json_lines())
+
+
+def test_shutdown_lines_carry_no_request_context(
+    tmp_path: Path, database_url: str, redis_url: str
+) -> None:
+    env = app_env(database_url, redis_url, SHUTDOWN_DELAY_SECONDS="0.5")
+    app = LiveApp(tmp_path, env, module="tests.support.app_process").start()
+    try:
+        busy = threading.Thread(
+            target=httpx.get,
+            args=(f"{app.base_url}/test/busy",),
+            kwargs={"params": {"seconds": 2}, "headers": {"X-Request-ID": "busy-1"}, "timeout": 15},
+        )
+        busy.start()
+        time.sleep(0.7)  # inside the request's time.sleep, which holds the event loop
+        assert app.process is not None
+        app.process.send_signal(signal.SIGTERM)
+        assert app.process.wait(timeout=20) == 0
+        busy.join(5)
+    finally:
+        app.stop()
+
+    lines = app.log_lines()
+    assert app.access_line("busy-1")["status"] == 200  # the signal did come mid-request
+    shutdown = [
+        line
+        for line in lines
+        if line.get("message", "").startswith(("received SIGTERM", "draining"))
+    ]
+    assert len(shutdown) == 2, lines
+    for line in shutdown:
+        assert line["request_id"] is None and "path" not in line and "method" not in line, line
 
 
 def test_sigterm_fails_readiness_then_drains_in_flight_requests(

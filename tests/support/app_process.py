@@ -1,8 +1,9 @@
 """Helpers for the app's tests: settings for the real servers, and `python -m app` as a process.
 
 Run as a module (`python -m tests.support.app_process`) it is a test-only launcher: the real
-app from `create_app()` plus a `/test/slow` route, served by the same entry point as
-`python -m app`. Production code carries no test hooks.
+app from `create_app()` plus a `/test/slow` route (sleeps) and a `/test/busy` one (blocks the
+event loop), served by the same entry point as `python -m app`. Production code carries no
+test hooks.
 """
 
 from __future__ import annotations
@@ -231,7 +232,13 @@ def _launch_with_slow_route() -> int:
         await asyncio.sleep(seconds)
         return {"slept": seconds}
 
+    async def busy(seconds: float = 2.0) -> dict[str, float]:
+        # Blocks the event loop inside this request: a signal now runs in the request's context.
+        time.sleep(seconds)
+        return {"busy": seconds}
+
     app.add_api_route("/test/slow", slow, methods=["GET"])
+    app.add_api_route("/test/busy", busy, methods=["GET"])
     return serve(settings, app=app, workers=1)
 
 
