@@ -1,0 +1,333 @@
+"""The app's image, built from app/Dockerfile with BuildKit on a base made without a registry,
+then run the way the dev stack runs it: migrate, then the app, with exactly the settings the
+dev stack renders (read from the program under mocks). Only the port (a free one, on loopback)
+and the database and Redis URLs (the tests' own servers) are adapted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import httpx
+import psycopg
+import pytest
+
+from app.db import MIGRATION_LOCK_ID
+from tests.support.dockerd import (
+    PYTHON_BASE_IMAGE,
+    Created,
+    create_container,
+    diff,
+    image_files,
+    pip_ca_bundle,
+    wait_healthy,
+)
+from tests.support.load import Load, wait_for
+from tests.support.mocks import StackRun, unwrap
+from tests.support.servers import PostgresServer, RedisServer, free_port
+
+pytestmark = pytest.mark.docker
+
+_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
+
+
+def _rendered(stack: StackRun, name: str) -> dict[str, Any]:
+    return next(
+        unwrap(r.inputs)
+        for r in stack.of_type("index/container:Container")
+        if unwrap(r.inputs)["name"] == name
+    )
+
+
+@dataclass(frozen=True)
+class Adapted:
+    """Rendered inputs with the port, HOST and the dependencies' URLs pointed at the tests."""
+
+    envs: list[str]
+    healthcheck: dict[str, Any] | None
+    port: int
+
+
+def adapt(inputs: dict[str, Any], *, database_url: str, redis_url: str) -> Adapted:
+    env = dict(e.split("=", 1) for e in inputs["envs"])
+    port = free_port()
+    rendered_port = env.get("PORT")
+    if "DATABASE_URL" in env:
+        env["DATABASE_URL"] = database_url
+    if "REDIS_URL" in env:
+        env["REDIS_URL"] = redis_url
+    if rendered_port is not None:
+        env["PORT"] = str(port)
+        # The dev stack's network gives the container its own loopback; the host's is shared.
+        env["HOST"] = "127.0.0.1"
+    check = inputs.get("healthcheck")
+    if check is not None and rendered_port is not None:
+        check = {
+            **check,
+            "tests": [t.replace(f":{rendered_port}/", f":{port}/") for t in check["tests"]],
+        }
+    return Adapted([f"{k}={v}" for k, v in env.items()], check, port)
+
+
+def _fingerprints(data: bytes) -> set[str]:
+    return {hashlib.sha256(b"".join(pem.split())).hexdigest() for pem in _PEM.findall(data)}
+
+
+def _pem_fingerprints(client: docker.DockerClient, image: str) -> set[str]:
+    found: set[str] = set()
+    for _, content in image_files(client, image):
+        if b"BEGIN CERTIFICATE" in content:
+            found |= _fingerprints(content)
+    return found
+
+
+def test_the_image_holds_nothing_of_the_machine_that_built_it(
+    docker_client: docker.DockerClient, app_image: str
+) -> None:
+    image = docker_client.api.inspect_image(app_image)
+    env = image["Config"]["Env"]
+    history = " ".join(h.get("CreatedBy", "") for h in docker_client.api.history(app_image))
+
+    assert [
+        e for e in env if e.split("=")[0].upper().startswith(("PIP_", "HTTP", "NO_PROXY"))
+    ] == []
+    assert "pip_cert" not in history and "PIP_" not in history, "the builder stage stays behind"
+    assert "BEGIN CERTIFICATE" not in history
+    bundle = pip_ca_bundle()
+    assert bundle is not None, "this machine's pip needs its CA, so the build used the secret"
+    machine_only = _fingerprints(bundle.read_bytes()) - _pem_fingerprints(
+        docker_client, PYTHON_BASE_IMAGE
+    )
+    assert machine_only, "the machine's own CA is not in Debian's bundle"
+    assert machine_only.isdisjoint(_pem_fingerprints(docker_client, app_image))
+    files = {path for path, _ in image_files(docker_client, app_image)}
+    assert not {"etc/pip.conf", "etc/xdg/pip/pip.conf"} & files
+    assert not [f for f in files if f.startswith("run/secrets")]
+
+
+def test_the_runtime_venv_has_no_build_tools_and_the_fast_parsers(
+    docker_client: docker.DockerClient, app_image: str
+) -> None:
+    probe = (
+        "import importlib.util as u; "
+        "print(' '.join(m for m in ('pip', 'setuptools', 'websockets', 'watchfiles', 'yaml', "
+        "'uvloop', 'httptools') if u.find_spec(m)))"
+    )
+    output = docker_client.containers.run(
+        app_image, entrypoint=["python", "-c", probe], network_mode="none", remove=True
+    )
+
+    assert output.decode().split() == ["uvloop", "httptools"]
+
+
+# --- migrate, then the app, as the dev stack runs them -------------------------------------
+
+
+@dataclass
+class Served:
+    app: Created
+    migrate: Created
+    adapted: Adapted
+    database_url: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.adapted.port}"
+
+
+def _run_to_completion(client: docker.DockerClient, made: Created, timeout: float = 120) -> int:
+    client.api.start(made.id)
+    return client.api.wait(made.id, timeout=timeout)["StatusCode"]
+
+
+def _logs(client: docker.DockerClient, made: Created) -> str:
+    return client.api.logs(made.id).decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def served(
+    docker_client: docker.DockerClient,
+    app_image: str,
+    dev_stack: StackRun,
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+) -> Iterator[Served]:
+    name = f"docker_{uuid.uuid4().hex[:10]}"
+    database_url = postgres_server.create_database(name)
+    redis_url = redis_server.url(9)
+    run = uuid.uuid4().hex[:6]
+    migrate_inputs = _rendered(dev_stack, "safeguard-dev-app-migrate")
+    app_inputs = _rendered(dev_stack, "safeguard-dev-app")
+    assert migrate_inputs["attach"] is True  # the provider runs it to completion first
+    for_migrate = adapt(migrate_inputs, database_url=database_url, redis_url=redis_url)
+    migrate = create_container(
+        docker_client, migrate_inputs, image=app_image, name=f"sgtest-{run}-migrate",
+        volume_names={}, envs=for_migrate.envs,
+    )  # fmt: skip
+    assert _run_to_completion(docker_client, migrate) == 0, _logs(docker_client, migrate)
+    adapted = adapt(app_inputs, database_url=database_url, redis_url=redis_url)
+    app = create_container(
+        docker_client, app_inputs, image=app_image, name=f"sgtest-{run}-app", volume_names={},
+        envs=adapted.envs, healthcheck=adapted.healthcheck,
+    )  # fmt: skip
+    docker_client.api.start(app.id)
+    try:
+        yield Served(app=app, migrate=migrate, adapted=adapted, database_url=database_url)
+    finally:
+        docker_client.api.remove_container(app.id, force=True)
+        docker_client.api.remove_container(migrate.id, force=True)
+        postgres_server.drop_database(name)
+
+
+def test_migrate_runs_with_the_database_only(
+    docker_client: docker.DockerClient, served: Served
+) -> None:
+    logs = _logs(docker_client, served.migrate)
+
+    assert "REDIS_URL" not in " ".join(served.migrate.inputs["envs"])
+    assert "database schema is at the latest migration" in logs
+    assert "alembic.runtime.plugins" not in logs
+    with psycopg.connect(served.database_url) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            ("0001",)
+        ]
+
+
+def test_the_app_runs_as_declared_read_only_and_healthy(
+    docker_client: docker.DockerClient, served: Served
+) -> None:
+    start_period = int(served.app.inputs["healthcheck"]["startPeriod"].removesuffix("s"))
+    wait_healthy(docker_client, served.app.id, timeout=start_period)
+    status = docker_client.api.exec_create(served.app.id, ["cat", "/proc/1/status"])
+    lines = docker_client.api.exec_start(status["Id"]).decode().splitlines()
+    uid = next(line.split()[1:] for line in lines if line.startswith("Uid:"))
+    gid = next(line.split()[1:] for line in lines if line.startswith("Gid:"))
+
+    user, group = served.app.inputs["user"].split(":")
+    assert set(uid) == {user} and set(gid) == {group}
+    for path in ("/health/live", "/health/ready", "/health/startup"):
+        assert httpx.get(served.base_url + path, timeout=5).status_code == 200, path
+    assert diff(docker_client, served.app.id) == []
+
+
+def test_docker_stop_under_load_drains_and_exits_zero(
+    docker_client: docker.DockerClient, served: Served
+) -> None:
+    wait_healthy(docker_client, served.app.id, timeout=120)
+    env = dict(e.split("=", 1) for e in served.adapted.envs)
+    delay = float(env["SHUTDOWN_DELAY_SECONDS"])
+    drain = float(env["SHUTDOWN_DRAIN_SECONDS"])
+    base = served.base_url
+
+    def mixed(client: httpx.Client, name: str) -> httpx.Response:
+        # The rendered RATE_LIMIT (100 a minute per client) holds: few API calls, many probes.
+        if int(name.split("-")[2]) % 25 == 0:
+            return client.post(f"{base}/api/v1/items", json={"name": name})
+        return client.get(f"{base}/health/live")
+
+    readiness: list[tuple[float, int | None]] = []
+    polling = threading.Event()
+
+    def poll_readiness() -> None:
+        while not polling.is_set():
+            try:
+                readiness.append((time.monotonic(), httpx.get(f"{base}/health/ready").status_code))
+            except httpx.HTTPError:
+                readiness.append((time.monotonic(), None))
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll_readiness, daemon=True)
+    load = Load(mixed, workers=3, max_seconds=delay + drain + 10, fresh_connections=True).start()
+    poller.start()
+    try:
+        load.wait_until_answered(20)
+        signalled = time.monotonic()
+        # Without a timeout the daemon waits the container's own (the rendered stopTimeout).
+        docker_client.api.stop(served.app.id)
+        stopped = time.monotonic() - signalled
+    finally:
+        polling.set()
+        outcomes = load.stop()
+        poller.join(5)
+
+    state = docker_client.api.inspect_container(served.app.id)["State"]
+    answered = [o for o in outcomes if o.status is not None]
+    assert state["ExitCode"] == 0 and not state["OOMKilled"]
+    assert stopped < delay + drain, f"stopped after {stopped:.1f}s"
+    assert len(answered) >= 20
+    assert [(o.name, o.status) for o in answered if not 200 <= o.status < 300] == []
+    assert all(o.failure == "ConnectError" for o in outcomes if o.failure is not None)
+    after = [(t, s) for t, s in readiness if t >= signalled]
+    first_503 = next(t for t, s in after if s == 503)
+    closed = next(t for t, s in after if s is None)
+    assert first_503 < closed and closed - signalled >= delay - 0.2
+    assert all(s != 200 for t, s in after if t > first_503), "readiness never comes back"
+    assert "connections closed" in _logs(docker_client, served.app)
+
+
+# --- SIGTERM before the server runs (PID 1: no default action) ------------------------------
+
+
+def test_sigterm_while_postgres_is_unreachable_exits_at_once(
+    docker_client: docker.DockerClient,
+    app_image: str,
+    dev_stack: StackRun,
+    redis_server: RedisServer,
+) -> None:
+    inputs = _rendered(dev_stack, "safeguard-dev-app")
+    nowhere = f"postgresql://safeguard:x@127.0.0.1:{free_port()}/app"
+    adapted = adapt(inputs, database_url=nowhere, redis_url=redis_server.url(9))
+    made = create_container(
+        docker_client, inputs, image=app_image, name=f"sgtest-{uuid.uuid4().hex[:6]}-app-nodb",
+        volume_names={}, envs=adapted.envs, healthcheck=adapted.healthcheck,
+    )  # fmt: skip
+    docker_client.api.start(made.id)
+    wait_for(
+        lambda: "PostgreSQL not reachable yet" in _logs(docker_client, made), 30,
+        what="the app waiting for PostgreSQL",
+    )  # fmt: skip
+
+    signalled = time.monotonic()
+    docker_client.api.stop(made.id)  # the rendered stopTimeout: 30 s until SIGKILL
+    stopped = time.monotonic() - signalled
+
+    state = docker_client.api.inspect_container(made.id)["State"]
+    assert stopped < 5, f"stopped after {stopped:.1f}s"
+    assert state["ExitCode"] == 143, _logs(docker_client, made)  # 128 + SIGTERM, not SIGKILL's 137
+    assert "received SIGTERM while waiting for PostgreSQL" in _logs(docker_client, made)
+
+
+def test_sigterm_while_migrating_exits_at_once(
+    docker_client: docker.DockerClient, app_image: str, dev_stack: StackRun, database_url: str
+) -> None:
+    inputs = _rendered(dev_stack, "safeguard-dev-app-migrate")
+    adapted = adapt(inputs, database_url=database_url, redis_url="")
+    made = create_container(
+        docker_client, inputs, image=app_image, name=f"sgtest-{uuid.uuid4().hex[:6]}-migrate",
+        volume_names={}, envs=adapted.envs,
+    )  # fmt: skip
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        docker_client.api.start(made.id)
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        wait_for(lambda: holder.execute(waiting).fetchone() == (1,), 30, what="migrate waiting")
+
+        signalled = time.monotonic()
+        docker_client.api.stop(made.id, timeout=int(inputs["stopTimeout"]))
+        stopped = time.monotonic() - signalled
+
+        state = docker_client.api.inspect_container(made.id)["State"]
+        assert stopped < 5, f"stopped after {stopped:.1f}s"
+        assert state["ExitCode"] == 143, _logs(docker_client, made)
+        assert holder.execute("SELECT to_regclass('public.alembic_version')").fetchone() == (None,)
