@@ -34,7 +34,8 @@ from tests.support.load import Load, wait_for
 from tests.support.mocks import StackRun, unwrap
 from tests.support.servers import PostgresServer, RedisServer, free_port
 
-pytestmark = pytest.mark.docker
+# The first test's set-up may make the base image (debootstrap) and build the app's.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
 
@@ -264,7 +265,10 @@ def test_docker_stop_under_load_drains_and_exits_zero(
     assert stopped < delay + drain, f"stopped after {stopped:.1f}s"
     assert len(answered) >= 20
     assert [(o.name, o.status) for o in answered if not 200 <= o.status < 300] == []
-    assert all(o.failure == "ConnectError" for o in outcomes if o.failure is not None)
+    # Unanswered: refused once the listener closed, or reset in the kernel's accept queue as it
+    # closed (ReadError); never before the readiness delay is over.
+    failed = [(o.failure, round(o.started - signalled, 2)) for o in outcomes if o.failure]
+    assert all(f in ("ConnectError", "ReadError") and t >= delay - 0.1 for f, t in failed), failed
     after = [(t, s) for t, s in readiness if t >= signalled]
     first_503 = next(t for t, s in after if s == 503)
     closed = next(t for t, s in after if s is None)
