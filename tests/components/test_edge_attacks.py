@@ -115,7 +115,8 @@ def _shipped_nginx_conf(run: StackRun) -> str:
         inputs = unwrap(resource.inputs)
         if resource.kind == "ConfigMap" and inputs["metadata"]["name"] == "nginx-config":
             return inputs["data"]["nginx.conf"]
-        if resource.kind == "Container" and inputs["name"].endswith("-nginx"):
+        # On Docker the file is uploaded to nginx's carrier (infra/platforms/docker.py).
+        if resource.kind == "Container" and inputs["name"].endswith("-nginx-files"):
             (upload,) = [u for u in inputs["uploads"] if u["file"].endswith("/nginx.conf")]
             return upload["content"]
     raise AssertionError("the stack ships no nginx.conf")

@@ -102,13 +102,14 @@ def test_the_image_holds_nothing_of_the_machine_that_built_it(
     ] == []
     assert "pip_cert" not in history and "PIP_" not in history, "the builder stage stays behind"
     assert "BEGIN CERTIFICATE" not in history
-    bundle = pip_ca_bundle()
-    assert bundle is not None, "this machine's pip needs its CA, so the build used the secret"
-    machine_only = _fingerprints(bundle.read_bytes()) - _pem_fingerprints(
-        docker_client, PYTHON_BASE_IMAGE
-    )
-    assert machine_only, "the machine's own CA is not in Debian's bundle"
-    assert machine_only.isdisjoint(_pem_fingerprints(docker_client, app_image))
+    # Where pip trusts a CA of the machine's own (here: the one its egress proxy signs with),
+    # the build got it as the secret; none of it may be in the image. A machine whose pip
+    # trusts no bundle of its own has no CA to leak.
+    if (bundle := pip_ca_bundle()) is not None:
+        machine_only = _fingerprints(bundle.read_bytes()) - _pem_fingerprints(
+            docker_client, PYTHON_BASE_IMAGE
+        )
+        assert machine_only.isdisjoint(_pem_fingerprints(docker_client, app_image))
     files = {path for path, _ in image_files(docker_client, app_image)}
     assert not {"etc/pip.conf", "etc/xdg/pip/pip.conf"} & files
     assert not [f for f in files if f.startswith("run/secrets")]

@@ -145,9 +145,13 @@ def python_base_image(client: docker.DockerClient) -> str:
         return PYTHON_BASE_IMAGE
     if shutil.which("debootstrap") is None:
         raise DockerUnavailableError(f"debootstrap is missing; {START_HINT}")
-    with tempfile.TemporaryDirectory(prefix="safeguard-base-") as root:
+    # debootstrap and the tar of the root-owned tree it makes need root (CI runners: sudo).
+    as_root = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    root = tempfile.mkdtemp(prefix="safeguard-base-")
+    try:
         result = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3,python3-venv,python-is-python3",
+            [*as_root, "debootstrap", "--variant=minbase",
+             "--include=python3,python3-venv,python-is-python3",
              "bookworm", root, _debian_mirror()],
             capture_output=True, text=True, timeout=900,
         )  # fmt: skip
@@ -156,10 +160,13 @@ def python_base_image(client: docker.DockerClient) -> str:
                 f"debootstrap failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
             )
         # debootstrap copies in the machine's resolver and host name; Docker provides both.
-        Path(root, "etc/resolv.conf").write_text("")
-        Path(root, "etc/hostname").write_text("localhost\n")
+        subprocess.run(
+            [*as_root, "sh", "-c",
+             ': > "$1/etc/resolv.conf"; echo localhost > "$1/etc/hostname"', "sh", root],
+            check=True,
+        )  # fmt: skip
         tar = subprocess.Popen(
-            ["tar", "--numeric-owner", "-C", root, "-c",
+            [*as_root, "tar", "--numeric-owner", "-C", root, "-c",
              # Downloaded packages, package lists, docs and translations: not needed to run.
              "--exclude=./var/cache/apt/archives/*.deb", "--exclude=./var/lib/apt/lists/*",
              "--exclude=./usr/share/doc/*", "--exclude=./usr/share/man/*",
@@ -177,6 +184,8 @@ def python_base_image(client: docker.DockerClient) -> str:
         tar.stdout.close()
         if tar.wait() != 0 or imported.returncode != 0:
             raise RuntimeError(f"importing the base image failed: {imported.stderr}")
+    finally:
+        subprocess.run([*as_root, "rm", "-rf", root], check=False)
     return PYTHON_BASE_IMAGE
 
 
