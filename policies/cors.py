@@ -1,5 +1,8 @@
-"""The no-wildcard-CORS policy, wherever a wildcard can hide: env vars (Kubernetes and Docker),
-ingress-nginx annotations and snippets, nginx configuration in ConfigMaps and Docker uploads."""
+"""The no-wildcard-CORS policies, wherever a wildcard can hide: env vars (Kubernetes and Docker),
+allow-all flags such as django-cors-headers' `CORS_ALLOW_ALL_ORIGINS=true`, ingress-nginx
+annotations and snippets, nginx configuration in ConfigMaps and Docker uploads; and, over the
+whole stack, env vars a workload takes from a ConfigMap (`valueFrom.configMapKeyRef`, `envFrom`
+with a prefix), whose values only the ConfigMap holds."""
 
 from __future__ import annotations
 
@@ -9,10 +12,10 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
-from _framework import Resource, resource_policy
-from _values import Findings, join
+from _framework import Resource, StackReporter, resource_policy, stack_policy
+from _values import Findings, is_unknown, join
 from _workloads import (
     CONFIG_MAP,
     DOCKER_CONTAINER,
@@ -47,12 +50,28 @@ _IF_START = re.compile(r"\bif\s*\(")
 _IF_ORIGIN = re.compile(r"\$http_origin\s*(~\*|~|=)\s*(.+)", re.DOTALL)
 
 
+# The values an allow-all flag is on with: django-environ's true strings and strtobool's.
+_TRUE: Final = frozenset({"true", "t", "yes", "y", "on", "ok", "1"})
+_CAMEL: Final = re.compile(r"([a-z0-9])([A-Z])")
+
+
 # --- env vars --------------------------------------------------------------------------------
 
 
 def is_cors_name(name: str) -> bool:
     upper = name.upper()
     return "CORS" in upper or "ORIGIN" in upper
+
+
+def is_allow_all_flag(name: str) -> bool:
+    """A switch that allows every origin when on: django-cors-headers' `CORS_ALLOW_ALL_ORIGINS`
+    and its older `CORS_ORIGIN_ALLOW_ALL`, `CORS_ALLOW_ANY_ORIGIN`, `corsAllowAllOrigins`,
+    `CORS_ALLOW_ALL`; not `CORS_ALLOW_ALL_HEADERS`, which is about headers."""
+    words = [w for w in re.split(r"[^A-Z0-9]+", _CAMEL.sub(r"\1_\2", name).upper()) if w]
+    found = set(words)
+    if not {"ALL", "ANY"} & found:
+        return False
+    return bool({"ORIGIN", "ORIGINS"} & found) or ("CORS" in found and words[-1] in ("ALL", "ANY"))
 
 
 def _holds_star(value: str) -> bool:
@@ -70,6 +89,10 @@ def wildcard_origin(name: str, value: str) -> str | None:
     """Why an origin setting called `name` with `value` allows every origin, or None."""
     value = value.strip()
     if not value:
+        return None
+    if is_allow_all_flag(name):
+        if value.lower() in _TRUE:
+            return f"{name} is {value!r}, which allows every origin"
         return None
     upper = name.upper()
     if "REGEX" in upper or "PATTERN" in upper:
@@ -354,12 +377,120 @@ def check_no_wildcard_cors(resource: Resource, findings: Findings) -> None:
         _check_config_map(resource, findings)
 
 
+# --- env taken from ConfigMaps, over the stack ------------------------------------------------
+
+
+def _namespace(props: Mapping[str, Any]) -> Any:
+    metadata = props.get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    return namespace if isinstance(namespace, str) and namespace else "default"
+
+
+def _config_maps(resources: list[Resource]) -> dict[tuple[Any, Any], Any]:
+    """ConfigMap `data` by (namespace, name)."""
+    found: dict[tuple[Any, Any], Any] = {}
+    for resource in resources:
+        if resource.type != CONFIG_MAP:
+            continue
+        metadata = resource.props.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        found[(_namespace(resource.props), name)] = resource.props.get("data")
+    return found
+
+
+def _referenced_value(
+    maps: Mapping[tuple[Any, Any], Any], namespace: Any, ref: Any, unknown: list[str], path: str
+) -> Any:
+    """The value a configMapKeyRef resolves to: a string, or None when it cannot be read here
+    (a ConfigMap outside the stack, a key it does not hold; unknown values are recorded)."""
+    if not isinstance(ref, Mapping):
+        return None
+    name, key = ref.get("name"), ref.get("key")
+    if is_unknown(name) or is_unknown(key) or is_unknown(namespace):
+        unknown.append(path)
+        return None
+    data = maps.get((namespace, name))
+    if is_unknown(data) or (isinstance(data, Mapping) and is_unknown(data.get(key))):
+        unknown.append(path)
+        return None
+    value = data.get(key) if isinstance(data, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def _from_config_maps(
+    resource: Resource, maps: Mapping[tuple[Any, Any], Any], unknown: list[str]
+) -> Iterator[str]:
+    """Why env the workload takes from its namespace's ConfigMaps allows every origin. Malformed
+    fields are left to the resource policies, which report them."""
+    scratch = Findings(label(resource.type, resource.name))
+    pod = pod_spec(resource.type, resource.props, scratch)
+    if pod is None:
+        return
+    namespace = _namespace(resource.props)
+    for container in containers(pod, scratch):
+        for var in k8s_env(container, scratch):
+            ref = var.source.get("configMapKeyRef") if var.source else None
+            if ref is None or not is_cors_name(var.name):
+                continue
+            where = f"{var.path}.valueFrom.configMapKeyRef"
+            value = _referenced_value(maps, namespace, ref, unknown, where)
+            if isinstance(value, str) and (reason := wildcard_origin(var.name, value)):
+                yield (
+                    f"{container.title}: env {var.name} ({where}: ConfigMap "
+                    f"{ref.get('name')!r} key {ref.get('key')!r}): {reason}"
+                )
+        sources = scratch.field(container.spec, "envFrom", container.path, list)
+        for _, path, source in scratch.items(sources, join(container.path, "envFrom"), dict):
+            prefix, ref = source.get("prefix"), source.get("configMapRef")
+            if not isinstance(prefix, str) or not prefix or not isinstance(ref, Mapping):
+                continue  # without a prefix the ConfigMap's own keys are checked on it
+            data = maps.get((namespace, ref.get("name")))
+            if is_unknown(data) or is_unknown(ref.get("name")):
+                unknown.append(path)
+                continue
+            for key, value in data.items() if isinstance(data, Mapping) else ():
+                if not isinstance(value, str):
+                    continue
+                if is_cors_name(key) and wildcard_origin(key, value):
+                    continue  # no-wildcard-cors reports it on the ConfigMap itself
+                name = f"{prefix}{key}"
+                if is_cors_name(name) and (reason := wildcard_origin(name, value)):
+                    yield (
+                        f"{container.title}: env {name} ({path}: prefix {prefix!r} on "
+                        f"ConfigMap {ref.get('name')!r} key {key!r}): {reason}"
+                    )
+
+
+def check_cors_from_config_maps(
+    resources: list[Resource], config: Mapping[str, Any], reporter: StackReporter
+) -> None:
+    maps = _config_maps(resources)
+    for resource in resources:
+        if resource.type not in K8S_WORKLOADS:
+            continue
+        unknown: list[str] = []
+        problems = list(_from_config_maps(resource, maps, unknown))
+        for path in unknown:
+            reporter.findings.unknown(f"{resource.name}: {path}")
+        if problems and not reporter.exempt(resource):
+            where = label(resource.type, resource.name)
+            for problem in problems:
+                reporter.fail(resource, f"{where}: {problem}; {_FIX}.")
+
+
 POLICIES: Final = [
     resource_policy(
         name="no-wildcard-cors",
         description="CORS must allow listed origins only, never * or any reflected origin.",
         resource_types=K8S_WORKLOADS | INGRESSES | {DOCKER_CONTAINER, CONFIG_MAP},
         check=check_no_wildcard_cors,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    ),
+    stack_policy(
+        name="no-wildcard-cors-from-configmaps",
+        description="CORS settings a workload reads from a ConfigMap (valueFrom.configMapKeyRef, "
+        "envFrom with a prefix) must allow listed origins only.",
+        check=check_cors_from_config_maps,
         enforcement_level=EnforcementLevel.MANDATORY,
     ),
 ]

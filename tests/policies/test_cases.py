@@ -34,6 +34,10 @@ from tests.support.policies import (
 Case = Literal["pass", "fail", "missing", "unknown"]
 CASES: tuple[Case, ...] = ("pass", "fail", "missing", "unknown")
 NP_FOR_API = network_policy({"app.kubernetes.io/name": "api"})
+CORS_FROM_SETTINGS = {
+    "name": "CORS_ALLOW_ALL_ORIGINS",
+    "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "cors-all"}},
+}
 PDB_FOR_API = pdb({"app.kubernetes.io/name": "api"})
 
 
@@ -205,6 +209,23 @@ TABLE: dict[str, Cases] = {
         unknown=lambda: [
             deployment(labels={**LABELS, "app.kubernetes.io/name": UNKNOWN}),
             NP_FOR_API,
+        ],
+    ),
+    "no-wildcard-cors-from-configmaps": Cases(
+        passing=lambda: [
+            deployment(container(env=[CORS_FROM_SETTINGS])),
+            k8s(CONFIG_MAP, "settings", data={"cors-all": "false"}),
+        ],
+        failing=lambda: [
+            deployment(container(env=[CORS_FROM_SETTINGS])),
+            k8s(CONFIG_MAP, "settings", data={"cors-all": "true"}),
+        ],
+        # The ConfigMap is not part of the stack: nothing to read, nothing to judge.
+        missing=lambda: [deployment(container(env=[CORS_FROM_SETTINGS]))],
+        missing_fails=False,
+        unknown=lambda: [
+            deployment(container(env=[CORS_FROM_SETTINGS])),
+            k8s(CONFIG_MAP, "settings", data={"cors-all": UNKNOWN}),
         ],
     ),
     "k8s-pdb-coverage": Cases(

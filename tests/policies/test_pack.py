@@ -34,6 +34,7 @@ MANDATORY = {
     "k8s-probes",
     "docker-healthcheck",
     "no-wildcard-cors",
+    "no-wildcard-cors-from-configmaps",
 }
 
 
@@ -53,6 +54,7 @@ def test_pack_lists_its_policies_with_default_levels(pack: PolicyPackProcess) ->
     assert {p.name for p in info.policies if p.kind == "stack"} == {
         "k8s-network-policy-coverage",
         "k8s-pdb-coverage",
+        "no-wildcard-cors-from-configmaps",
     }
     assert info.policy("k8s-loadbalancer-edge-only").config_schema["edgeComponents"]["default"] == [
         "edge"
