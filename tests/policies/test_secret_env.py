@@ -69,3 +69,69 @@ def test_docker_env_list_that_is_secret_as_a_whole_passes(pack: PolicyPackProces
     resource = docker(envs=Secret(["DB_PASSWORD=hunter2", "LOG_LEVEL=info"]))
 
     assert pack.analyze(resource) == []
+
+
+# Argo CD, Bank of Anthos and friends: names that hold a secret word but not a secret.
+@pytest.mark.parametrize(
+    "env",
+    [
+        {
+            "name": "ARGOCD_REDIS_KEY_PREFIX",
+            "valueFrom": {
+                "configMapKeyRef": {"name": "argocd-cmd-params-cm", "key": "redis.key.prefix"}
+            },
+        },
+        {"name": "ARGOCD_REDIS_KEY_PREFIX", "value": "argocd"},
+        {
+            "name": "ARGOCD_APPLICATIONSET_CONTROLLER_TOKENREF_STRICT_MODE",
+            "valueFrom": {
+                "configMapKeyRef": {
+                    "name": "argocd-cmd-params-cm",
+                    "key": "applicationsetcontroller.enable.tokenref.strict.mode",
+                }
+            },
+        },
+        {"name": "ARGOCD_APPLICATIONSET_CONTROLLER_TOKENREF_STRICT_MODE", "value": "false"},
+        {"name": "TOKEN_EXPIRY_SECONDS", "value": "3600"},
+        {"name": "MAX_NEW_TOKENS", "value": "512"},
+        {"name": "REFRESH_TOKEN_LIFETIME", "value": "720h"},
+        {"name": "SESSION_TOKEN_VALIDITY", "value": "PT8H"},
+        {"name": "REQUIRE_API_KEY", "value": "true"},
+        {"name": "SECRET_BACKEND", "value": "vault"},
+        {"name": "PASSWORD_HASHER", "value": "argon2"},
+        {"name": "DB_PASSWORD", "value": "$(POSTGRES_PASSWORD)"},
+    ],
+    ids=lambda env: f"{env['name']}={env.get('value', 'configMapKeyRef')}",
+)
+def test_settings_about_secrets_are_not_secrets(
+    pack: PolicyPackProcess, env: dict[str, Any]
+) -> None:
+    assert pack.analyze(deployment(container(env=[env]))) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MYSQL_ROOT_PASSWORD", "password"),
+        ("ORDER_QUEUE_PASSWORD", "fake_password"),
+        ("MINIO_SECRET_KEY", "minio123"),
+        ("ACCESS_KEY", "8312341g-5678-abcd-4a2b2c-33bcsd655"),
+        ("SECRET_BACKEND_TOKEN_SEED", "Zq8!rT2#pL9x"),
+    ],
+)
+def test_a_short_word_is_still_a_secret_where_the_name_ends_in_one(
+    pack: PolicyPackProcess, name: str, value: str
+) -> None:
+    resource = deployment(container(env=[{"name": name, "value": value}]))
+
+    message = only(pack.analyze(resource), "k8s-no-literal-secrets", "advisory")
+
+    assert f"{name} looks secret but has a literal value" in message
+
+
+def test_docker_settings_about_secrets_pass(pack: PolicyPackProcess) -> None:
+    resource = docker(envs=["TOKEN_EXPIRY_SECONDS=3600", "REDIS_KEY_PREFIX=app", "API_KEY=k3y"])
+
+    message = only(pack.analyze(resource), "docker-no-literal-secrets", "advisory")
+
+    assert "API_KEY looks secret" in message and "PREFIX" not in message
