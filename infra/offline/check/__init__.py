@@ -5,14 +5,17 @@ the engine does: the pack runs as its own process (started like `pulumi-analyzer
 and is driven over the Analyzer gRPC protocol (GetAnalyzerInfo, Configure with the stack's
 `policies/config/<stack>.json`, Analyze per resource with its inputs, URN, parent and provider,
 AnalyzeStack over all of them). `--manifests` does the same for YAML manifests (Helm output,
-`kubectl get -o yaml`, hand-written files), each document a resource of its Pulumi type token.
+`kubectl get -o yaml`, hand-written files, a repository), each object a resource of its Pulumi
+type token; objects defined twice and documents that are not Kubernetes objects are warnings.
 
 Exit codes: 0 no mandatory violation, 1 at least one, 2 usage or input error (unknown stack,
-invalid stack settings or pack config, malformed manifest, the pack failing to start).
+invalid stack settings or pack config, malformed manifest, a Helm template, the pack failing
+to start).
 """
 
 from infra.offline.check.manifests import (
     MANIFESTS_STACK,
+    ManifestReader,
     check_manifests,
     iter_manifests,
     load_manifests,
@@ -33,7 +36,14 @@ from infra.offline.check.programs import (
     default_provider,
     subjects_of_run,
 )
-from infra.offline.check.report import EXEMPTED, CheckError, Finding, Report, Subject
+from infra.offline.check.report import (
+    EXEMPTED,
+    CheckError,
+    Finding,
+    Report,
+    ReportWarning,
+    Subject,
+)
 
 __all__ = [
     "CONFIG_DIR",
@@ -42,7 +52,9 @@ __all__ = [
     "PACK_DIR",
     "CheckError",
     "Finding",
+    "ManifestReader",
     "Report",
+    "ReportWarning",
     "Subject",
     "analyze",
     "check_manifests",

@@ -1,11 +1,19 @@
-"""Plain Kubernetes manifests (Helm output, `kubectl get -o yaml`, hand-written files) as
-subjects of the check, each document a resource of its Pulumi type token."""
+"""Plain Kubernetes manifests (Helm output, `kubectl get -o yaml`, hand-written files, a whole
+repository) as subjects of the check, each object a resource of its Pulumi type token.
+
+What real input holds besides objects is handled, not refused: `kind: List` and typed lists
+(`ConfigMapList`, `RoleBindingList`) are expanded; an object defined in two files (the HA and
+plain variants of one install) is checked in both and reported as a warning naming both files;
+documents that are not Kubernetes objects (the render's Docker and random files, CI workflows)
+are skipped and named. Helm templates cannot be checked before they are rendered: they stop the
+check (exit 2) with the `helm template` step to run first.
+"""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,21 +23,54 @@ import yaml
 
 from infra.offline.analyzer import PolicyPackProcess, Provider, Resource
 from infra.offline.check.pack import analyze, pack_config_for, policy_pack
-from infra.offline.check.programs import default_provider, require_stack
-from infra.offline.check.report import CheckError, Report, Subject
+from infra.offline.check.programs import default_provider
+from infra.offline.check.report import CheckError, Report, ReportWarning, Subject
+from infra.offline.runtime import PROJECT
+from infra.offline.stack_files import require_stack
 
 MANIFESTS_STACK = "manifests"
 """The stack name in URNs of manifests checked without `--stack`."""
 
+CHART_FILE = "Chart.yaml"
+
+# Helm's built-in objects and the functions only Helm has. Other tools template strings with
+# `{{ }}` too (Prometheus rules: `{{ $labels.pod }}`, Grafana: `{{instance}}`, Argo CD
+# notifications: `{{.app.metadata.name}}`); those are values, and stay checkable.
+_HELM_ACTION = re.compile(
+    r"\{\{-?[^{}]*?(?:\$?\.(?:Values|Release|Chart|Capabilities|Files|Template)\b"
+    r"|\b(?:include|tpl|required|lookup|toYaml|fromYaml|toJson)\b)[^{}]*?-?\}\}"
+)
+
 
 class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
-    """YAML as the Kubernetes API reads it: an unquoted date stays the string it is."""
+    """YAML as the Kubernetes API reads it, straight into JSON values: an unquoted date stays
+    the string it is, `!!binary` stays its base64 text."""
 
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def _binary(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    # The API server's JSON form of a byte field is base64 text, which is what the file holds.
+    return "".join(str(loader.construct_scalar(node)).split())
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+def _no_set(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    raise yaml.constructor.ConstructorError(
+        None, None, "a !!set, which a Kubernetes manifest cannot hold", node.start_mark
+    )
+
+
+_Loader.add_constructor("tag:yaml.org,2002:binary", _binary)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:set", _no_set)
 
 
 @dataclass
@@ -62,37 +103,239 @@ def manifest_files(path: Path) -> list[Path]:
 
 
 def load_manifests(path: Path, stack: str = MANIFESTS_STACK) -> list[Subject]:
-    """Every manifest under `path` as a resource of its type token, its properties the manifest.
-
-    Empty documents are skipped and `kind: List` is expanded; anything else that is not a
-    Kubernetes object raises CheckError naming the file, the document (1-based) and the field.
-    """
-    return list(iter_manifests(path, stack))
+    """Every Kubernetes object under `path` as a resource of its type token, its properties the
+    manifest (see `ManifestReader` for what is expanded, skipped or refused)."""
+    return list(ManifestReader(path, stack))
 
 
 def iter_manifests(path: Path, stack: str = MANIFESTS_STACK) -> Iterator[Subject]:
-    """`load_manifests`, one file at a time; the CheckError listing every problem comes after
-    the last file (nothing is yielded once a problem is found)."""
-    problems = _Problems()
-    provider = default_provider("kubernetes", stack)
-    root = path if path.is_dir() else path.parent
-    for file in manifest_files(path):
-        shown = str(file.relative_to(root)) if file != path else str(file)
+    """`load_manifests`, one file at a time."""
+    return iter(ManifestReader(path, stack))
+
+
+@dataclass(frozen=True)
+class _Seen:
+    source: str
+    properties: Any
+    urn: str
+
+
+class ManifestReader:
+    """The Kubernetes objects under a path, read one file at a time.
+
+    Iterating yields each object as a Subject. Empty documents are skipped, `kind: List` and
+    typed lists (`ConfigMapList`: items without apiVersion and kind get the list's) are
+    expanded. Once iteration is over, `warnings` names the objects defined more than once
+    (each is checked, under a URN of its own) and the documents skipped as not Kubernetes
+    objects (no apiVersion and no kind). Anything else that is not a Kubernetes object, and
+    any Helm template, raises CheckError naming the file, the document (1-based) and the
+    field, after the last file; nothing more is yielded once a problem is found.
+    """
+
+    def __init__(self, path: Path, stack: str = MANIFESTS_STACK) -> None:
+        self.path = path
+        self.stack = stack
+        self.warnings: list[ReportWarning] = []
+        self._problems = _Problems()
+        self._seen: dict[tuple[str, str, str, str], list[_Seen]] = {}
+        self._urns: set[str] = set()
+        self._skipped: list[str] = []
+        self._rendered: list[str] = []
+
+    def __iter__(self) -> Iterator[Subject]:
+        provider = default_provider("kubernetes", self.stack)
+        root = self.path if self.path.is_dir() else self.path.parent
+        files = manifest_files(self.path)
+        charts = _chart_roots(self.path, files)
+        for chart in charts:
+            shown = str(chart.relative_to(root)) if chart != root else str(chart)
+            self._problems.add(
+                shown,
+                f"a Helm chart ({CHART_FILE}): its templates are not manifests yet; render "
+                f"them first (helm template <release> {chart} > rendered.yaml) and check the "
+                "output",
+            )
+        checked = 0
+        for file in files:
+            if any(chart in file.parents for chart in charts):
+                continue
+            shown = str(file.relative_to(root)) if file != self.path else str(file)
+            for subject in self._file_subjects(file, shown, provider):
+                checked += 1
+                if not self._problems.found:
+                    yield subject
+        if not self._problems.found and checked == 0:
+            self._problems.add(str(self.path), "holds no Kubernetes objects (apiVersion, kind)")
+        if self._problems.found:
+            raise CheckError("malformed manifests:\n  " + "\n  ".join(self._problems.found))
+        self._finish_warnings()
+
+    def _file_subjects(self, file: Path, shown: str, provider: Provider) -> Iterator[Subject]:
         try:
-            documents = list(yaml.load_all(file.read_text(encoding="utf-8"), Loader=_Loader))
-        except (yaml.YAMLError, UnicodeDecodeError, OSError) as error:
-            problems.add(shown, f"not valid YAML: {_yaml_problem(error)}")
-            continue
+            text = file.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as error:
+            self._problems.add(shown, f"not readable as UTF-8 text: {error}")
+            return
+        if "{{" in text and (helm := _HELM_ACTION.search(text)) is not None:
+            line = text.count("\n", 0, helm.start()) + 1
+            self._problems.add(
+                shown,
+                f"a Helm template ({helm.group(0)} at line {line}): render it first "
+                "(helm template <release> <chart> > rendered.yaml) and check the output",
+            )
+            return
+        try:
+            documents = list(yaml.load_all(text, Loader=_Loader))
+        except yaml.YAMLError as error:
+            hint = (
+                "; it holds {{ }} template expressions: if it is a template, render it first"
+                if "{{" in text
+                else ""
+            )
+            self._problems.add(shown, f"not valid YAML: {_yaml_problem(error)}{hint}")
+            return
         for index, document in enumerate(documents, start=1):
             if document is None:
                 continue
             where = f"{shown}#{index}"
-            for item_where, manifest in _objects(document, where, problems):
-                subject = _subject(manifest, item_where, problems, provider)
-                if subject is not None and not problems.found:
+            if isinstance(document, Mapping) and not {"apiVersion", "kind"} & document.keys():
+                rendered = isinstance(document.get("type"), str) and "inputs" in document
+                (self._rendered if rendered else self._skipped).append(where)
+                continue
+            for item_where, manifest in self._objects(document, where):
+                subject = self._subject(manifest, item_where, provider)
+                if subject is not None:
                     yield subject
-    if problems.found:
-        raise CheckError("malformed manifests:\n  " + "\n  ".join(problems.found))
+
+    def _objects(self, document: Any, where: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        if not isinstance(document, Mapping):
+            self._problems.add(
+                where, f"is a {_kind_of_value(document)}, not a Kubernetes object (a mapping)"
+            )
+            return
+        kind, items = document.get("kind"), document.get("items")
+        if not (isinstance(kind, str) and kind.endswith("List") and isinstance(items, list)):
+            yield where, document
+            return
+        # A typed list (ConfigMapList) as the API returns it may leave out its items' kind.
+        item_kind = None if kind == "List" else kind.removesuffix("List")
+        for index, item in enumerate(items):
+            item_where = f"{where} items[{index}]"
+            if not isinstance(item, Mapping):
+                self._problems.add(item_where, f"is a {_kind_of_value(item)}, not a mapping")
+            elif item_kind is not None and "kind" not in item and "apiVersion" not in item:
+                inherited = {"apiVersion": document.get("apiVersion"), "kind": item_kind}
+                yield item_where, {**inherited, **item}
+            else:
+                yield item_where, item
+
+    def _subject(
+        self, manifest: Mapping[str, Any], where: str, provider: Provider
+    ) -> Subject | None:
+        missing = [
+            key
+            for key in ("apiVersion", "kind")
+            if not isinstance(manifest.get(key), str) or not manifest[key]
+        ]
+        metadata = manifest.get("metadata")
+        name = None
+        if not isinstance(metadata, Mapping):
+            missing.append("metadata")
+        else:
+            name = metadata.get("name") or metadata.get("generateName")
+            if not isinstance(name, str) or not name:
+                missing.append("metadata.name")
+        if missing:
+            self._problems.add(where, f"{', '.join(missing)} missing or not a string")
+            return None
+        assert isinstance(metadata, Mapping) and isinstance(name, str)
+        try:
+            manifest = _as_json(manifest)
+        except ValueError as error:
+            self._problems.add(where, str(error))
+            return None
+        api_version, kind = manifest["apiVersion"], manifest["kind"]
+        namespace = metadata.get("namespace")
+        namespace = namespace if isinstance(namespace, str) else ""
+        qualified = f"{namespace}/{name}" if namespace else name
+        token = type_token(api_version, kind)
+        urn = f"urn:pulumi:{self.stack}::{PROJECT}::{token}::{qualified}"
+        identity = (api_version.rpartition("/")[0], kind, namespace, name)
+        earlier = self._seen.setdefault(identity, [])
+        if urn in self._urns:
+            # The engine would refuse a second resource of one URN: this one gets its own, so
+            # both are checked and their findings stay apart.
+            urn = f"{urn}@{where}"
+        self._urns.add(urn)
+        earlier.append(_Seen(where, manifest, urn))
+        resource = Resource(
+            type=token, name=qualified, properties=manifest, urn=urn, provider=provider
+        )
+        return Subject(resource=resource, source=where)
+
+    def _finish_warnings(self) -> None:
+        for (_, kind, namespace, name), seen in self._seen.items():
+            if len(seen) < 2:
+                continue
+            qualified = f"{namespace}/{name}" if namespace else name
+            same = all(s.properties == seen[0].properties for s in seen[1:])
+            places = ", ".join(s.source for s in seen[:-1]) + f" and {seen[-1].source}"
+            self.warnings.append(
+                ReportWarning(
+                    kind="duplicate",
+                    message=(
+                        f"{kind} {qualified} is defined {_times(len(seen))}, "
+                        f"{'identically' if same else 'differently'}: {places}; a cluster "
+                        "keeps one of them, each was checked"
+                    ),
+                    files=tuple(s.source for s in seen),
+                )
+            )
+        if self._rendered:
+            self.warnings.append(
+                ReportWarning(
+                    kind="skipped",
+                    message=(
+                        f"{_count(len(self._rendered), 'rendered resource')} not checked: "
+                        "`python -m infra render` writes Docker and random resources as their "
+                        "inputs, not as manifests; `python -m infra check --stack <stack>` "
+                        "checks them"
+                    ),
+                    files=tuple(self._rendered),
+                )
+            )
+        if self._skipped:
+            self.warnings.append(
+                ReportWarning(
+                    kind="skipped",
+                    message=(
+                        f"{_count(len(self._skipped), 'document')} not checked: not Kubernetes "
+                        "objects (no apiVersion and no kind)"
+                    ),
+                    files=tuple(self._skipped),
+                )
+            )
+
+
+def _times(count: int) -> str:
+    return {2: "twice", 3: "three times"}.get(count, f"{count} times")
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _chart_roots(path: Path, files: list[Path]) -> list[Path]:
+    """The directories at or below `path` that are Helm charts (they hold a Chart.yaml),
+    outermost first; a subchart is part of its parent's chart."""
+    candidates = sorted({f.parent for f in files if f.name == CHART_FILE})
+    if path.is_file():
+        candidates = [p for p in path.parents if (p / CHART_FILE).is_file()][:1]
+    roots: list[Path] = []
+    for candidate in candidates:
+        if not any(root in candidate.parents for root in roots):
+            roots.append(candidate)
+    return roots
 
 
 def _yaml_problem(error: Exception) -> str:
@@ -103,75 +346,33 @@ def _yaml_problem(error: Exception) -> str:
     return str(problem).splitlines()[0]
 
 
-def _objects(
-    document: Any, where: str, problems: _Problems
-) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    if not isinstance(document, Mapping):
-        problems.add(where, f"is a {_kind_of_value(document)}, not a Kubernetes object (a mapping)")
-        return
-    if document.get("kind") == "List" and isinstance(document.get("items"), list):
-        for index, item in enumerate(document["items"]):
-            if isinstance(item, Mapping):
-                yield f"{where} items[{index}]", item
-            else:
-                problems.add(
-                    f"{where} items[{index}]", f"is a {_kind_of_value(item)}, not a mapping"
-                )
-        return
-    yield where, document
-
-
 def _kind_of_value(value: Any) -> str:
     return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
         type(value), type(value).__name__
     )
 
 
-def _subject(
-    manifest: Mapping[str, Any], where: str, problems: _Problems, provider: Provider
-) -> Subject | None:
-    missing = [
-        key
-        for key in ("apiVersion", "kind")
-        if not isinstance(manifest.get(key), str) or not manifest[key]
-    ]
-    metadata = manifest.get("metadata")
-    name = None
-    if not isinstance(metadata, Mapping):
-        missing.append("metadata")
-    else:
-        name = metadata.get("name") or metadata.get("generateName")
-        if not isinstance(name, str) or not name:
-            missing.append("metadata.name")
-    if missing:
-        problems.add(where, f"{', '.join(missing)} missing or not a string")
-        return None
-    assert isinstance(metadata, Mapping) and isinstance(name, str)
-    try:
-        properties = _plain(manifest)
-    except ValueError as error:
-        problems.add(where, str(error))
-        return None
-    namespace = metadata.get("namespace")
-    qualified = f"{namespace}/{name}" if isinstance(namespace, str) and namespace else name
-    resource = Resource(
-        type=type_token(manifest["apiVersion"], manifest["kind"]),
-        name=qualified,
-        properties=properties,
-        provider=provider,
-    )
-    return Subject(resource=resource, source=where)
+_JSON_SCALARS = (str, bool, int, float, type(None))
 
 
-def _plain(manifest: Mapping[str, Any]) -> Any:
-    """The manifest as JSON values (what the engine sends); `!!binary` becomes base64 text."""
-    return json.loads(json.dumps(manifest, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    raise ValueError(f"holds a {type(value).__name__} value, which a manifest cannot hold")
+def _as_json(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The manifest as JSON values (what the engine sends): itself when it is already (the
+    loader makes it so), else with keys as JSON text; ValueError for values JSON cannot hold."""
+    stack: list[Any] = [manifest]
+    keys_as_text = False
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            keys_as_text = keys_as_text or any(type(k) is not str for k in current)
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+        elif not isinstance(current, _JSON_SCALARS):
+            raise ValueError(
+                f"holds a {type(current).__name__} value, which a manifest cannot hold"
+            )
+    # `1: a` or `true: a` as a key: the API server reads the key as the text "1" or "true".
+    return json.loads(json.dumps(manifest)) if keys_as_text else manifest
 
 
 def check_manifests(
@@ -184,11 +385,16 @@ def check_manifests(
     """Check the manifests under `path` with `pack_config` (or `stack`'s, or the defaults)."""
     if stack is not None:
         require_stack(stack)
-    subjects = iter_manifests(path, stack or MANIFESTS_STACK)
+    reader = ManifestReader(path, stack or MANIFESTS_STACK)
     config = pack_config_for(stack, pack_config)
     if pack is None:
         with policy_pack(stack or MANIFESTS_STACK) as started:
-            report = analyze(started, subjects, config)
+            report = analyze(started, reader, config)
     else:
-        report = analyze(pack, subjects, config)
-    return dataclasses.replace(report, stack=stack, manifests=str(path))
+        report = analyze(pack, reader, config)
+    return dataclasses.replace(
+        report,
+        stack=stack,
+        manifests=str(path),
+        warnings=(*report.warnings, *reader.warnings),
+    )

@@ -7,17 +7,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.metadata
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from infra.offline.analyzer import PolicyPackProcess, Provider, Resource
 from infra.offline.check.pack import analyze, pack_config_for, starting_policy_pack
 from infra.offline.check.report import CheckError, Report, Subject
-from infra.offline.runtime import PROJECT, PROJECT_ROOT, ROOT_STACK_TYPE, StackRun, run_program
+from infra.offline.runtime import PROJECT, ROOT_STACK_TYPE, StackRun, run_program
+from infra.offline.stack_files import require_stack
 from stacks import SettingsError
-
-_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 @functools.cache
@@ -154,16 +152,4 @@ def check_stack(
         secret_keys=secret_keys,
         pack_config=pack_config_for(stack, pack_config),
         pack=pack,
-    )
-
-
-def require_stack(stack: str) -> None:
-    """CheckError naming the known stacks, unless there is a `Pulumi.<stack>.yaml`."""
-    if _STACK_NAME.match(stack) and (PROJECT_ROOT / f"Pulumi.{stack}.yaml").is_file():
-        return
-    known = sorted(
-        p.name[len("Pulumi.") : -len(".yaml")] for p in PROJECT_ROOT.glob("Pulumi.*.yaml")
-    )
-    raise CheckError(
-        f"no stack {stack!r}: there is no Pulumi.{stack}.yaml (stacks: {', '.join(known)})"
     )
