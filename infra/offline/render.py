@@ -15,7 +15,9 @@ from typing import Any
 
 import yaml
 
+from infra.offline.output import emit
 from infra.offline.runtime import Recorded, StackRun, redact, run_stack
+from infra.offline.stack_files import require_stack
 from stacks import SettingsError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -98,19 +100,20 @@ def render_stack(stack: str, out: Path) -> list[Path]:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "exit codes: 0 rendered, 2 unknown stack or invalid settings"
     parser.add_argument("--stack", required=True, help="dev, staging or production")
-    parser.add_argument("--out", type=Path, default=Path("render"), help="default: ./render")
+    parser.add_argument(
+        "--out", type=Path, default=Path("render"), help="writes OUT/STACK/ (default: ./render)"
+    )
     parser.set_defaults(handler=_command)
 
 
 def _command(args: argparse.Namespace) -> int:
+    require_stack(args.stack)
     try:
         written = render_stack(args.stack, args.out)
     except SettingsError as error:
-        print(error, file=sys.stderr)
-        return 1
-    except FileNotFoundError as error:
-        print(f"no stack file: {error.filename}", file=sys.stderr)
-        return 1
-    print(f"rendered {len(written)} files into {args.out / args.stack}")
+        emit(str(error), sys.stderr)
+        return 2
+    emit(f"rendered {len(written)} files into {args.out / args.stack}")
     return 0

@@ -53,5 +53,5 @@ def test_cli_writes_byte_identical_files(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_cli_reports_invalid_config_without_writing(tmp_path: Path) -> None:
-    assert main(["render", "--stack", "no-such-stack", "--out", str(tmp_path)]) == 1
+    assert main(["render", "--stack", "no-such-stack", "--out", str(tmp_path)]) == 2
     assert not any(tmp_path.rglob("*.yaml"))

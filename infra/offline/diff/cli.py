@@ -9,6 +9,7 @@ from pathlib import Path
 from infra.offline.diff.formats import FORMATS
 from infra.offline.diff.model import DiffError
 from infra.offline.diff.worktree import diff_dir, diff_ref
+from infra.offline.output import emit
 
 EXIT_NO_CHANGES = 0
 EXIT_ERROR = 2
@@ -16,7 +17,10 @@ EXIT_CHANGES = 3
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = "exit codes: 0 no changes, 3 changes, 2 error"
+    parser.epilog = (
+        "exit codes: 0 no changes, 3 changes, 2 error (unknown stack or ref, a side that fails "
+        "to render)"
+    )
     parser.add_argument(
         "--stack",
         action="append",
@@ -42,7 +46,7 @@ def _command(args: argparse.Namespace) -> int:
         else:
             diffs, label = diff_dir(stacks, args.base_dir), str(args.base_dir)
     except DiffError as error:
-        print(f"diff: {error}", file=sys.stderr)
+        emit(f"diff: {error}", sys.stderr)
         return EXIT_ERROR
-    print(FORMATS[args.format](diffs, label))
+    emit(FORMATS[args.format](diffs, label))
     return EXIT_CHANGES if any(d.changed for d in diffs) else EXIT_NO_CHANGES

@@ -16,6 +16,7 @@ from typing import Any
 from infra.offline.diff.model import DiffError, StackDiff
 from infra.offline.diff.tree import diff_stack, load_rendered
 from infra.offline.runtime import PROJECT_ROOT
+from infra.offline.stack_files import UnknownStackError, has_stack
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -56,11 +57,11 @@ def _render_trees(
 ) -> tuple[dict[str, dict[str, dict[str, Any]] | None], dict[str, dict[str, dict[str, Any]]]]:
     jobs: list[tuple[Path, str, Path]] = []
     for stack in stacks:
-        at_base = base_tree is not None and (base_tree / f"Pulumi.{stack}.yaml").exists()
-        if (head_tree / f"Pulumi.{stack}.yaml").exists():
+        at_base = base_tree is not None and has_stack(stack, base_tree)
+        if has_stack(stack, head_tree):
             jobs.append((head_tree, stack, out / "head"))
         elif not at_base:
-            raise DiffError(f"no stack file Pulumi.{stack}.yaml, neither here nor at {base_label}")
+            raise UnknownStackError(stack, head_tree)
         if at_base and base_tree is not None:
             jobs.append((base_tree, stack, out / "base"))
     # A stack file removed since the base leaves nothing: every resource is a delete.
@@ -112,6 +113,8 @@ def diff_dir(stacks: Sequence[str], base_dir: Path, root: Path = PROJECT_ROOT) -
     """Diff `stacks` between an already rendered directory (`render --out DIR`) and the working
     tree of `root`."""
     for stack in stacks:
+        if not has_stack(stack, root) and not (base_dir / stack).is_dir():
+            raise UnknownStackError(stack, root)
         if not (base_dir / stack).is_dir():
             raise DiffError(f"{base_dir / stack} does not exist: render the base stack there first")
     scratch = Path(tempfile.mkdtemp(prefix="safeguard-diff-"))
