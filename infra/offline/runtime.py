@@ -67,6 +67,44 @@ class _Monitor(MockMonitor):
     parent types, the root stack left out) and each registration's request handed to
     `Mocks.new_resource`, which the SDK only gives type, name and inputs."""
 
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self._thread = threading.local()
+        self._loops: list[asyncio.AbstractEventLoop] = []
+        self._lock = threading.Lock()
+
+    def _own_loop(self) -> None:
+        """Give the executor thread serving this call an event loop the run owns and closes.
+
+        The SDK's monitor calls asyncio.get_event_loop() on that thread and, finding none,
+        makes a loop it never closes; at interpreter exit such a loop's __del__ can find its
+        self-pipe already gone ("Exception ignored in BaseEventLoop.__del__ ... Invalid file
+        descriptor" on stderr, in about one run of four).
+        """
+        if threading.current_thread() is threading.main_thread():
+            return
+        if getattr(self._thread, "loop", None) is None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._thread.loop = loop
+            with self._lock:
+                self._loops.append(loop)
+
+    def close_loops(self) -> None:
+        """Close the loops of the executor threads (once those threads are done)."""
+        with self._lock:
+            loops, self._loops = self._loops, []
+        for loop in loops:
+            loop.close()
+
+    def Invoke(self, request: Any) -> Any:
+        self._own_loop()
+        return super().Invoke(request)
+
+    def ReadResource(self, request: Any) -> Any:
+        self._own_loop()
+        return super().ReadResource(request)
+
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         if parent:
             parent_type = parent.split("::")[2]
@@ -76,6 +114,7 @@ class _Monitor(MockMonitor):
         return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
 
     def RegisterResource(self, request: Any) -> Any:
+        self._own_loop()
         _registration.request = request
         _registration.urn = self.make_urn(request.parent, request.type, request.name)
         try:
@@ -194,11 +233,12 @@ def run_program(
     # in this thread (asyncio.run, another run) may have closed or unset it.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    monitor = _Monitor(mocks)
     try:
         runtime_settings.reset_options(project=PROJECT, stack=stack, preview=False)
         pulumi.runtime.set_all_config(config, secret_keys or [])
         pulumi.runtime.set_mocks(
-            mocks, project=PROJECT, stack=stack, preview=False, monitor=_Monitor(mocks)
+            mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor
         )
         try:
             _sync_await(run_pulumi_func(program))
@@ -214,6 +254,10 @@ def run_program(
             if _sync_await(output.is_secret()):
                 secret.add(key)
     finally:
+        # The registrations ran on the loop's executor threads: wait for them before closing
+        # the loops they used.
+        loop.run_until_complete(loop.shutdown_default_executor())
+        monitor.close_loops()
         asyncio.set_event_loop(None)
         loop.close()
     return StackRun(
