@@ -182,7 +182,12 @@ def test_markdown_has_a_table_per_stack_then_collapsed_details(diffs: list[Stack
         section = text[start:end]
         table = section.index("| action | type | name | file |")
         assert table < section.index("<details>") < section.index("</details>")
-        assert "> [!WARNING]" in section
+    # Staging replaces the postgres StatefulSet and deletes the backups' claim; dev replaces
+    # only containers, whose data lives in volumes that stay.
+    assert "> [!WARNING]\n> Data at risk: " in text[staging:dev]
+    assert "**replace** StatefulSet `postgres`" in text[staging:dev]
+    assert "**delete** PersistentVolumeClaim `postgres-backup-backups`" in text[staging:dev]
+    assert "[!WARNING]" not in text[dev:]
     assert (
         "| **replace** | `kubernetes:apps/v1:StatefulSet` | `postgres` | "
         "`kubernetes/StatefulSet-postgres-statefulset.yaml` |" in text
@@ -194,7 +199,8 @@ def test_markdown_has_a_table_per_stack_then_collapsed_details(diffs: list[Stack
 def test_text_lists_actions_and_property_paths(diffs: list[StackDiff]) -> None:
     lines = format_text(diffs[:1], "base").splitlines()
     assert lines[0].startswith("Stack staging (base => working tree): 1 to create, ")
-    header = next(i for i, line in enumerate(lines) if "StatefulSet postgres " in line)
+    assert lines[1].startswith("  WARNING: data at risk: ") and "StatefulSet postgres" in lines[1]
+    header = next(i for i, line in enumerate(lines[2:], 2) if "StatefulSet postgres " in line)
     assert lines[header].split()[:2] == ["+-", "replace"]
     assert (
         lines[header + 1]
@@ -351,3 +357,86 @@ def test_multi_line_values_show_as_a_line_diff() -> None:
     text = format_text([diff_stack("s", old, new)], "b")
     assert "    -b" in text and "    +B" in text
     assert '~ data["nginx.conf"]:  [forces replacement: ConfigMaps' in text
+
+
+# The data-loss warning and the markdown for review --------------------------------------------
+
+
+def _volume(name: str) -> dict:
+    return {"type": "docker:index/volume:Volume", "name": name, "inputs": {"name": name}}
+
+
+def test_a_config_map_only_change_warns_of_no_data_loss() -> None:
+    old = {"kubernetes/ConfigMap-x.yaml": _manifest("ConfigMap", data={"a": "1"})}
+    new = {"kubernetes/ConfigMap-x.yaml": _manifest("ConfigMap", data={"a": "2"})}
+    diff = diff_stack("s", old, new)
+
+    assert diff.resources[0].action == "replace" and diff.data_at_risk() == ()
+    text, markdown, as_json = _formats(diff)
+    assert "WARNING" not in text and "[!WARNING]" not in markdown
+    assert json.loads(as_json)["stacks"][0]["data_at_risk"] == []
+
+
+def test_a_replaced_statefulset_and_a_deleted_volume_are_named_in_every_format() -> None:
+    def postgres(storage: str) -> dict:
+        claim = {"spec": {"resources": {"requests": {"storage": storage}}}}
+        return _manifest(
+            "StatefulSet", "apps/v1", "postgres", spec={"volumeClaimTemplates": [claim]}
+        )
+
+    old = {
+        "kubernetes/StatefulSet-postgres.yaml": postgres("5Gi"),
+        "docker/Volume-pgdata.yaml": _volume("pgdata"),
+    }
+    new = {"kubernetes/StatefulSet-postgres.yaml": postgres("8Gi")}
+    diff = diff_stack("s", old, new)
+
+    text, markdown, as_json = _formats(diff)
+    lines = text.splitlines()
+    assert lines[1] == (
+        "  WARNING: data at risk: delete Volume pgdata (docker/Volume-pgdata.yaml), replace "
+        "StatefulSet postgres (kubernetes/StatefulSet-postgres.yaml). A replaced or deleted "
+        "StatefulSet, claim or volume can lose its data; take a backup first (RELEASING.md, "
+        '"A database backup before a risky release").'
+    )
+    assert "> Data at risk: **delete** Volume `pgdata`" in markdown
+    assert "**replace** StatefulSet `postgres`" in markdown and "RELEASING.md" in markdown
+    assert json.loads(as_json)["stacks"][0]["data_at_risk"] == [
+        {
+            "file": "docker/Volume-pgdata.yaml",
+            "type": "docker:index/volume:Volume",
+            "name": "pgdata",
+            "action": "delete",
+        },
+        {
+            "file": "kubernetes/StatefulSet-postgres.yaml",
+            "type": "kubernetes:apps/v1:StatefulSet",
+            "name": "postgres",
+            "action": "replace",
+        },
+    ]
+
+
+def test_markdown_groups_by_action_with_diff_lines_unindented() -> None:
+    old = {
+        "kubernetes/ConfigMap-nginx.yaml": _manifest("ConfigMap", data={"nginx.conf": "a\nb\nc\n"}),
+        "kubernetes/Service-api.yaml": _manifest("Service", spec={"type": "ClusterIP"}),
+        "kubernetes/Service-old.yaml": _manifest("Service", name="old"),
+    }
+    new = {
+        "kubernetes/ConfigMap-nginx.yaml": _manifest("ConfigMap", data={"nginx.conf": "a\nB\nc\n"}),
+        "kubernetes/Service-api.yaml": _manifest("Service", spec={"type": "LoadBalancer"}),
+        "kubernetes/Service-new.yaml": _manifest("Service", name="new"),
+    }
+
+    markdown = format_markdown([diff_stack("s", old, new)], "b")
+    lines = markdown.splitlines()
+
+    actions = [line.split("|")[1].strip() for line in lines if line.startswith("| ")][2:]
+    assert actions == ["**replace**", "**delete**", "create", "update"]
+    headings = [line for line in lines if line.startswith("#### ")]
+    assert headings == ["#### replace (1)", "#### update (1)"]
+    assert "-b" in lines and "+B" in lines and " a" in lines
+    assert '~ spec.type: "ClusterIP" => "LoadBalancer"' in lines
+    # The terminal keeps the diff lines under their property.
+    assert "    -b" in format_text([diff_stack("s", old, new)], "b")

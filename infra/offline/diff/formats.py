@@ -8,10 +8,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from infra.offline.diff.model import Change, StackDiff
+from infra.offline.diff.model import BACKUP_STEPS, Change, ResourceDiff, StackDiff
 
 _SYMBOLS = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
 _OP_SYMBOLS = {"add": "+", "remove": "-", "update": "~"}
+_MARKDOWN_ORDER = ("replace", "delete", "create", "update")
+"""Markdown lists resources by action, the ones that can lose data first."""
 _MARKDOWN_LIMIT = 60_000
 """GitHub refuses comments over 65,536 characters; details beyond this are left out."""
 
@@ -28,8 +30,9 @@ def _summary(diff: StackDiff) -> str:
     return f"{changes}, {counts['unchanged']} unchanged{note}"
 
 
-def _change_lines(change: Change) -> list[str]:
-    """A change as `pulumi preview --diff` shows it; multi-line strings as a unified diff."""
+def _change_lines(change: Change, indent: str = "    ") -> list[str]:
+    """A change as `pulumi preview --diff` shows it; multi-line strings as a unified diff, its
+    lines under `indent` (none in markdown, where review colours lines starting with - or +)."""
     symbol = _OP_SYMBOLS[change.op]
     note = f"  [forces replacement: {change.replaces}]" if change.replaces else ""
     if change.op == "add":
@@ -50,16 +53,34 @@ def _change_lines(change: Change) -> list[str]:
             n=2,
             lineterm="",
         )
-        return [f"{symbol} {change.path}:{note}", *(f"    {line}" for line in list(lines)[2:])]
+        return [f"{symbol} {change.path}:{note}", *(f"{indent}{line}" for line in list(lines)[2:])]
     else:
         head = f"{symbol} {change.path}: {_value(change.old)} => {_value(change.new)}"
     return [head + note]
+
+
+def _at_risk(resource: ResourceDiff) -> str:
+    return f"{resource.action} {resource.type.rsplit(':', 1)[-1]} {resource.name}"
+
+
+def data_loss_warning(diff: StackDiff) -> str | None:
+    """One sentence naming the stateful resources the diff replaces or deletes, or None."""
+    risky = diff.data_at_risk()
+    if not risky:
+        return None
+    named = ", ".join(f"{_at_risk(r)} ({r.file})" for r in risky)
+    return (
+        f"data at risk: {named}. A replaced or deleted StatefulSet, claim or volume can lose "
+        f"its data; take a backup first ({BACKUP_STEPS})."
+    )
 
 
 def format_text(diffs: Sequence[StackDiff], base: str) -> str:
     lines: list[str] = []
     for diff in diffs:
         lines.append(f"Stack {diff.stack} ({base} => working tree): {_summary(diff)}")
+        if warning := data_loss_warning(diff):
+            lines.append(f"  WARNING: {warning}")
         for resource in diff.resources:
             symbol = _SYMBOLS[resource.action]
             lines.append(
@@ -101,35 +122,40 @@ def format_markdown(diffs: Sequence[StackDiff], base: str) -> str:
 
 
 def _markdown_section(diff: StackDiff, base: str) -> str:
-    counts = diff.counts()
     lines = [f"### Stack `{diff.stack}` against `{base}`: {_summary(diff)}", ""]
-    if counts["replace"] or counts["delete"]:
+    risky = diff.data_at_risk()
+    if risky:
+        named = ", ".join(
+            f"**{r.action}** {r.type.rsplit(':', 1)[-1]} `{r.name}` ({_cell(r.file)})"
+            for r in risky
+        )
         lines += [
-            f"> [!WARNING]\n> {counts['replace']} to replace and {counts['delete']} to delete: "
-            "a replaced or deleted StatefulSet, PersistentVolumeClaim or Docker volume can "
-            "lose its data.",
+            f"> [!WARNING]\n> Data at risk: {named}. A replaced or deleted StatefulSet, "
+            f"PersistentVolumeClaim or volume can lose its data: take a backup first "
+            f"({BACKUP_STEPS}).",
             "",
         ]
     if not diff.resources:
         return "\n".join([*lines, "No changes.", ""])
+    ordered = sorted(diff.resources, key=lambda r: (_MARKDOWN_ORDER.index(r.action), r.file))
     lines += ["| action | type | name | file |", "| --- | --- | --- | --- |"]
-    for r in diff.resources:
+    for r in ordered:
         action = f"**{r.action}**" if r.action in ("replace", "delete") else r.action
         lines.append(f"| {action} | {_cell(r.type)} | {_cell(r.name)} | {_cell(r.file)} |")
-    details = [r for r in diff.resources if r.changes]
+    details = [r for r in ordered if r.changes]
     if details:
         lines += ["", f"<details><summary>Property changes ({len(details)})</summary>", ""]
-        for resource in details:
-            body = "\n".join(line for c in resource.changes for line in _change_lines(c))
-            fence = _fence(body)
-            lines += [
-                f"**{resource.action}** `{resource.file}`",
-                "",
-                f"{fence}diff",
-                body,
-                fence,
-                "",
-            ]
+        for action in _MARKDOWN_ORDER:
+            group = [r for r in details if r.action == action]
+            if not group:
+                continue
+            lines += [f"#### {action} ({len(group)})", ""]
+            for resource in group:
+                body = "\n".join(
+                    line for c in resource.changes for line in _change_lines(c, indent="")
+                )
+                fence = _fence(body)
+                lines += [f"`{resource.file}`", "", f"{fence}diff", body, fence, ""]
         lines.append("</details>")
     return "\n".join([*lines, ""])
 
@@ -143,6 +169,10 @@ def to_json(diffs: Sequence[StackDiff], base: str) -> str:
                     "stack": d.stack,
                     "base_missing": d.base_missing,
                     "summary": d.counts(),
+                    "data_at_risk": [
+                        {"file": r.file, "type": r.type, "name": r.name, "action": r.action}
+                        for r in d.data_at_risk()
+                    ],
                     "resources": [
                         {
                             "file": r.file,

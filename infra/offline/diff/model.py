@@ -11,6 +11,23 @@ Op = Literal["add", "remove", "update"]
 Path_ = tuple[str | int, ...]
 
 
+# Resources whose replacement or deletion can take data with it: a StatefulSet's pods and the
+# claims of its volumeClaimTemplates, claims and volumes themselves, Docker volumes.
+STATEFUL_TYPES: frozenset[str] = frozenset(
+    {
+        "kubernetes:apps/v1:StatefulSet",
+        "kubernetes:apps/v1beta1:StatefulSet",
+        "kubernetes:apps/v1beta2:StatefulSet",
+        "kubernetes:core/v1:PersistentVolumeClaim",
+        "kubernetes:core/v1:PersistentVolume",
+        "docker:index/volume:Volume",
+    }
+)
+
+BACKUP_STEPS = 'RELEASING.md, "A database backup before a risky release"'
+"""Where the steps to take before losing data are."""
+
+
 class DiffError(Exception):
     """The diff cannot be computed; the message says why and what to do."""
 
@@ -46,6 +63,11 @@ class ResourceDiff:
     action: Action
     changes: tuple[Change, ...] = ()
 
+    @property
+    def risks_data(self) -> bool:
+        """A stateful resource replaced or deleted: its data may go with it."""
+        return self.action in ("replace", "delete") and self.type in STATEFUL_TYPES
+
 
 @dataclass(frozen=True)
 class StackDiff:
@@ -63,6 +85,10 @@ class StackDiff:
         for resource in self.resources:
             counts[resource.action] += 1
         return {**counts, "unchanged": self.unchanged}
+
+    def data_at_risk(self) -> tuple[ResourceDiff, ...]:
+        """The stateful resources this diff replaces or deletes."""
+        return tuple(r for r in self.resources if r.risks_data)
 
     @property
     def changed(self) -> bool:
