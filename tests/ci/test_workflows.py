@@ -3,6 +3,7 @@ stack covered, actions pinned, least privilege, production gated and policed."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -78,7 +79,8 @@ def test_every_stack_is_checked_and_diffed_in_pull_requests() -> None:
     job = _jobs(PR)["stack"]
     assert sorted(job["strategy"]["matrix"]["stack"]) == STACKS
     commands = list(_commands(job))
-    assert ["python", "-m", "infra", "check", "--stack", "$STACK"] in commands
+    check = next(c for c in commands if c[:4] == ["python", "-m", "infra", "check"])
+    assert check[4:8] == ["--stack", "$STACK", "--format", "markdown"]
     diff = next(c for c in commands if c[:4] == ["python", "-m", "infra", "diff"])
     assert diff[diff.index("--base") + 1] == "origin/$BASE_REF"
     assert diff[diff.index("--format") + 1] == "markdown"
@@ -176,3 +178,108 @@ def test_permissions_are_least_privilege(path: Path) -> None:
             assert comments, f"{name} may write to pull requests but never comments"
     if path == DEPLOY:
         assert all("permissions" not in job for job in workflow["jobs"].values())
+
+
+def _step(job: str, name: str) -> dict[str, Any]:
+    return next(s for s in _steps(_jobs(PR)[job]) if s.get("name") == name)
+
+
+def _run_step(step: dict[str, Any], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """A workflow step's shell script, run by bash as the runner runs it (-e, pipefail)."""
+    outputs = {key: cwd / key.lower() for key in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")}
+    for path in outputs.values():
+        path.touch()
+    return subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", step["run"]],
+        cwd=cwd,
+        env={
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "PYTHONPATH": str(PROJECT_ROOT),
+            **{k: str(v) for k, v in outputs.items()},
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_stack_whose_check_fails_still_gets_its_report_and_fails_the_job(
+    tmp_path: Path,
+) -> None:
+    """The check step records the verdict and goes on; the report is written; the verdict step
+    at the end fails the job with the check's exit code."""
+    check = _step("stack", "Policy check")
+    verdict = _step("stack", "Policy check verdict")
+
+    ran = _run_step(check, tmp_path, STACK="nope")
+    failed = _run_step(verdict, tmp_path, STACK="nope", STATUS="2")
+
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "github_output").read_text() == "status=2\n"
+    report = (tmp_path / "report" / "nope-1-check.md").read_text()
+    assert report.startswith("### Policy check of stack `nope`: :x: **could not run**")
+    assert "no stack 'nope'" in report
+    assert report in (tmp_path / "github_step_summary").read_text()
+    assert verdict["if"] == "steps.check.outputs.status != '0'"
+    assert failed.returncode == 2 and "exited 2" in failed.stdout
+    upload = next(s for s in _steps(_jobs(PR)["stack"]) if "upload-artifact" in s.get("uses", ""))
+    assert upload["if"] == "${{ !cancelled() }}" and upload["with"]["path"] == "report/"
+
+
+_COMMENT_HARNESS = """
+const fs = require("fs");
+const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
+const calls = [];
+const github = {
+  paginate: async () => [],
+  rest: { issues: {
+    listComments: () => {},
+    createComment: async (args) => calls.push(args),
+    updateComment: async (args) => calls.push(args),
+  } },
+};
+const context = {
+  sha: "0123456789abcdef",
+  repo: { owner: "o", repo: "r" },
+  payload: { pull_request: { number: 7 } },
+};
+const script = fs.readFileSync(process.argv[2], "utf8");
+new AsyncFunction("github", "context", "require", "process", script)(
+  github, context, require, process,
+).then(() => console.log(JSON.stringify(calls)));
+"""
+
+
+def test_the_comment_shows_each_stacks_check_and_diff_and_names_a_missing_one(
+    tmp_path: Path,
+) -> None:
+    job = _jobs(PR)["diff-comment"]
+    step = next(s for s in _steps(job) if "github-script" in s.get("uses", ""))
+    assert step["env"]["STACKS"].split() == _jobs(PR)["stack"]["strategy"]["matrix"]["stack"]
+    download = next(s for s in _steps(job) if "download-artifact" in s.get("uses", ""))
+    assert download["with"] == {"pattern": "report-*", "path": "report", "merge-multiple": True}
+    report = tmp_path / "report"
+    report.mkdir()
+    failing = "### Policy check of stack `dev`: :x: **failed**\n\n#### `k8s-no-root` (mandatory)"
+    (report / "dev-1-check.md").write_text(failing + "\n")
+    (report / "dev-2-diff.md").write_text("### Stack `dev` against `origin/main`: no changes\n")
+    (report / "staging-1-check.md").write_text("### Policy check of stack `staging`: passed\n")
+    (tmp_path / "script.js").write_text(step["with"]["script"])
+    (tmp_path / "harness.js").write_text(_COMMENT_HARNESS)
+
+    done = subprocess.run(
+        ["node", "harness.js", "script.js"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "STACKS": step["env"]["STACKS"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    (call,) = json.loads(done.stdout)
+    body = call["body"]
+    assert call["issue_number"] == 7 and body.startswith("<!-- safeguard-diff -->")
+    assert body.index(failing) < body.index("### Stack `dev` against") < body.index("`staging`")
+    assert "### Stack `production`: no report; its job failed before writing one" in body
