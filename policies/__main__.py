@@ -20,6 +20,7 @@ import stack
 from pulumi_policy import PolicyPack
 
 _sdk.share_request_properties()
+_sdk.skip_other_types()
 PolicyPack(
     name="safeguard",
     policies=[

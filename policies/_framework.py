@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from _exemptions import exempted_message, find_exemption, missing_reason_message
-from _sdk import per_call, report_advisory
+from _sdk import applies_to, per_call, report_advisory
 from _values import Findings
 from _values import plain as _plain
 from _workloads import label
@@ -109,12 +109,15 @@ def resource_policy(
             report_violation(message, None)
         _raise_unknowns(findings)
 
-    return ResourceValidationPolicy(
-        name=name,
-        description=description,
-        validate=validate,
-        enforcement_level=enforcement_level,
-        config_schema=config_schema,
+    return applies_to(
+        ResourceValidationPolicy(
+            name=name,
+            description=description,
+            validate=validate,
+            enforcement_level=enforcement_level,
+            config_schema=config_schema,
+        ),
+        types,
     )
 
 

@@ -1,4 +1,4 @@
-"""Three bridges to what the Python policy SDK (pulumi-policy) keeps to itself.
+"""Four bridges to what the Python policy SDK (pulumi-policy) keeps to itself.
 
 1. `report_advisory`: the SDK reports every violation at the policy's enforcement level, but a
    used exemption must be visible in review without blocking, i.e. an ADVISORY diagnostic from
@@ -13,10 +13,18 @@
    call, each step (and `per_call` functions such as our `plain`) is memoized on the identity
    of its input, so the policies share one read-only copy. Nothing in the pack mutates props.
 
+4. `skip_other_types`: for every Analyze call the SDK builds each resource policy's arguments
+   (options, provider, config, the props proxy) and reconfigures the runtime from the
+   environment before the policy can look at the resource type, though most policies apply to
+   a few types only: that is most of the pack's time per resource. Within an Analyze call, the
+   servicer's policy list yields only the policies registered for the request's type
+   (`applies_to`), and the runtime is configured once per process (its environment never
+   changes).
+
 All degrade safely if the SDK changes shape: the exemption is then reported at the policy's own
 level (still visible), env values count as literal, and properties are deserialized per policy
-again. tests/policies/ pins the first two (test_exemptions.py, test_secret_env.py) and runs
-every policy through the third.
+again, or every policy sees every resource. tests/policies/ pins the first two
+(test_exemptions.py, test_secret_env.py) and runs every policy through the third and fourth.
 """
 
 from __future__ import annotations
@@ -162,4 +170,65 @@ def share_request_properties() -> bool:
     servicer.Analyze = _call_scoped(servicer.Analyze)
     servicer.AnalyzeStack = _call_scoped(servicer.AnalyzeStack)
     servicer._safeguard_shared = True
+    return True
+
+
+_serving = threading.local()
+"""Per thread: the type token of the Analyze request being served, or None."""
+
+
+def applies_to(policy: Any, resource_types: frozenset[str]) -> Any:
+    """Registers that `policy` (a resource policy) only looks at `resource_types`."""
+    policy._safeguard_types = resource_types
+    return policy
+
+
+class _PoliciesFor(list):  # type: ignore[type-arg]
+    """The servicer's policy list, iterated as the policies for the type being analyzed."""
+
+    def __iter__(self) -> Any:
+        wanted = getattr(_serving, "type", None)
+        if wanted is None:
+            return super().__iter__()
+        return (
+            p
+            for p in super().__iter__()
+            if getattr(p, "_safeguard_types", None) is None or wanted in p._safeguard_types
+        )
+
+
+def skip_other_types() -> bool:
+    """Lets Analyze run only the resource policies registered for the request's type; False if
+    the SDK no longer has the shape this relies on (then nothing is changed)."""
+    from pulumi_policy import policy as sdk
+
+    servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
+    configure = getattr(servicer, "_configure_runtime_settings", None)
+    if servicer is None or configure is None or not hasattr(servicer, "Analyze"):
+        return False
+    if getattr(servicer, "_safeguard_typed", False):
+        return True
+    analyze = servicer.Analyze
+    configured = threading.Event()
+
+    @functools.wraps(analyze)
+    def typed(self: Any, request: Any, context: Any) -> Any:
+        policies = getattr(self, "_PolicyAnalyzerServicer__policies", None)
+        if isinstance(policies, list) and not isinstance(policies, _PoliciesFor):
+            self._PolicyAnalyzerServicer__policies = _PoliciesFor(policies)
+        _serving.type = request.type
+        try:
+            return analyze(self, request, context)
+        finally:
+            _serving.type = None
+
+    @functools.wraps(configure)
+    def once(self: Any) -> None:
+        if not configured.is_set():
+            configure(self)
+            configured.set()
+
+    servicer.Analyze = typed
+    servicer._configure_runtime_settings = once
+    servicer._safeguard_typed = True
     return True
