@@ -555,7 +555,15 @@ class PolicyPackProcess:
     ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]:
         """What the engine does over a whole update: Analyze for every resource, then
         AnalyzeStack over all of them. Returns ([(resource, its diagnostics)], stack
-        diagnostics).
+        diagnostics). See `analyze_each`."""
+        results, stack = self.analyze_each(resources, in_flight=in_flight)
+        return results, self.analyze_stack_of(stack)
+
+    def analyze_each(
+        self, resources: Iterable[Resource], *, in_flight: int = 8
+    ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[analyzer_pb2.AnalyzerResource]]:
+        """Analyze for every resource; returns [(resource, its diagnostics)] and the resources
+        as AnalyzeStack takes them, for `analyze_stack_of` (of this pack or another).
 
         One channel, up to `in_flight` Analyze calls outstanding (the engine analyzes resources
         concurrently too), so encoding, transport and the pack's work overlap; each resource's
@@ -589,8 +597,12 @@ class PolicyPackProcess:
         finally:
             for _, call in pending:
                 call.cancel()
-        request = analyzer_pb2.AnalyzeStackRequest(resources=stack)
-        return results, self._diagnostics(self._call("AnalyzeStack", request))
+        return results, stack
+
+    def analyze_stack_of(self, resources: list[analyzer_pb2.AnalyzerResource]) -> list[Diagnostic]:
+        """AnalyzeStack over resources `analyze_each` prepared."""
+        request = analyzer_pb2.AnalyzeStackRequest(resources=resources)
+        return self._diagnostics(self._call("AnalyzeStack", request))
 
     def analyze_stack(self, resources: Iterable[Resource]) -> list[Diagnostic]:
         """AnalyzeStack: the diagnostics of the stack policies over all resources."""

@@ -6,6 +6,7 @@ and random files. Every manifest is written here; none is read from elsewhere.""
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -370,3 +371,45 @@ def test_manifest_values_reach_the_pack_as_json(pack: PolicyPackProcess, tmp_pat
     assert secret["metadata"]["annotations"]["rotated"] == "2024-05-01"
     assert ports["data"] == {"8080": "http", "true": "yes"}
     assert report.resources == 2
+
+
+# --- several pack processes ------------------------------------------------------------------
+
+
+def test_packs_in_parallel_find_what_one_pack_finds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """check/shards.py spreads the Analyze calls over packs; AnalyzeStack still sees them all."""
+    for index in range(12):
+        name = f"app{index}"
+        manifest = compliant_deployment(name, "shop", replicas=2)
+        if index % 5 == 0:
+            container = manifest["spec"]["template"]["spec"]["containers"][0]
+            container["securityContext"]["runAsUser"] = 0
+        labels = {"app.kubernetes.io/name": name}
+        policy = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"podSelector": {"matchLabels": labels}},
+        }
+        documents = [manifest] if index % 4 == 0 else [manifest, policy]
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump_all(documents))
+
+    reports = {}
+    for count in (1, 3):
+        monkeypatch.setattr(check.shards, "pack_count", lambda size, count=count: count)
+        reports[count] = check_manifests(tmp_path, pack_config=PRODUCTION_CONFIG)
+
+    one, three = reports[1], reports[3]
+    assert three.resources == one.resources == 12 + 9
+    assert three.violations == one.violations  # the same findings, in the same order
+    policies = {f.policy for f in three.violations}
+    assert {"k8s-no-root", "k8s-network-policy-coverage", "k8s-pdb-coverage"} <= policies
+
+
+def test_one_pack_per_core_for_large_inputs_only() -> None:
+    cores = os.cpu_count() or 1
+
+    assert check.shards.pack_count(50_000) == 1
+    assert check.shards.pack_count(30 * 1024 * 1024) == min(cores, check.shards.MAX_PACKS)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import queue
 import re
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,8 @@ from typing import Any
 import yaml
 
 from infra.offline.analyzer import PolicyPackProcess, Provider, Resource
-from infra.offline.check.pack import analyze, pack_config_for, policy_pack
+from infra.offline.check import shards
+from infra.offline.check.pack import analyze, pack_config_for
 from infra.offline.check.programs import default_provider
 from infra.offline.check.report import CheckError, Report, ReportWarning, Subject
 from infra.offline.runtime import PROJECT
@@ -375,6 +379,46 @@ def _as_json(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
     return json.loads(json.dumps(manifest)) if keys_as_text else manifest
 
 
+@contextmanager
+def _read_ahead(subjects: Iterable[Subject]) -> Iterator[Iterator[Subject]]:
+    """`subjects`, read by a thread of its own from now on; the reader's error reaches the
+    consumer where it would have come. Reading stops when the consumer is done."""
+    ahead: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for subject in subjects:
+                if stop.is_set():
+                    return
+                ahead.put(subject)
+        except BaseException as error:  # handed to the consumer
+            ahead.put(_Failed(error))
+        ahead.put(_END)
+
+    def consume() -> Iterator[Subject]:
+        while (item := ahead.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        reader.join()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+_END = object()
+
+
 def check_manifests(
     path: Path,
     *,
@@ -387,11 +431,18 @@ def check_manifests(
         require_stack(stack)
     reader = ManifestReader(path, stack or MANIFESTS_STACK)
     config = pack_config_for(stack, pack_config)
-    if pack is None:
-        with policy_pack(stack or MANIFESTS_STACK) as started:
-            report = analyze(started, reader, config)
-    else:
+    if pack is not None:
         report = analyze(pack, reader, config)
+    else:
+        count = shards.pack_count(sum(f.stat().st_size for f in manifest_files(path)))
+        # The files are read while the packs boot (about a second), not after.
+        with (
+            shards.starting_policy_packs(stack or MANIFESTS_STACK, count) as ready,
+            _read_ahead(reader) as subjects,
+        ):
+            packs = ready()
+            spread = shards.spread(packs, config) if len(packs) > 1 else None
+            report = analyze(packs[0], subjects, config, analyze_all=spread)
     return dataclasses.replace(
         report,
         stack=stack,

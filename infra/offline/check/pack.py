@@ -71,11 +71,24 @@ def pack_config_for(stack: str | None, override: Path | None) -> Path | None:
     return None
 
 
-def analyze(pack: PolicyPackProcess, subjects: Iterable[Subject], config: Path | None) -> Report:
+AnalyzeAll = Callable[
+    [Iterable[Resource]], tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]
+]
+"""Analyze for every resource, then AnalyzeStack: `PolicyPackProcess.analyze_all`'s shape."""
+
+
+def analyze(
+    pack: PolicyPackProcess,
+    subjects: Iterable[Subject],
+    config: Path | None,
+    *,
+    analyze_all: AnalyzeAll | None = None,
+) -> Report:
     """Configure the pack, Analyze every subject, AnalyzeStack over all of them.
 
     `subjects` may be a generator still reading input: the pack works on the first resources
-    while the next are parsed.
+    while the next are parsed. `analyze_all` replaces the pack's own (check/shards.py spreads
+    the Analyze calls over several packs).
     """
     info = pack.info()
     try:
@@ -96,7 +109,7 @@ def analyze(pack: PolicyPackProcess, subjects: Iterable[Subject], config: Path |
             yield subject.resource
 
     with _collector_paused():
-        analyzed, stack_diagnostics = pack.analyze_all(resources())
+        analyzed, stack_diagnostics = (analyze_all or pack.analyze_all)(resources())
     findings = [
         _finding(d, _urn(pack, resource), by_urn)
         for resource, diagnostics in analyzed

@@ -1,0 +1,89 @@
+"""Analyze calls spread over several pack processes, one per core: the engine's Analyze calls
+are independent of each other (one resource each), so N packs answer them up to N times as
+fast; AnalyzeStack, which must see the whole stack, goes to one of them. Each pack is started
+by `pack.starting_policy_pack`, exactly as a single pack is."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from infra.offline.analyzer import Diagnostic, PolicyPackProcess, Resource, load_pack_config
+from infra.offline.check.pack import AnalyzeAll, starting_policy_pack
+
+MAX_PACKS = 4
+BYTES_PER_PACK = 1024 * 1024
+"""Input a pack's start (about a second of CPU) pays for: below it, one pack does all."""
+
+_END = object()
+
+
+def pack_count(input_bytes: int) -> int:
+    """How many packs to start for `input_bytes` of manifests: one per core at most."""
+    return max(1, min(os.cpu_count() or 1, MAX_PACKS, 1 + input_bytes // BYTES_PER_PACK))
+
+
+@contextmanager
+def starting_policy_packs(
+    stack: str, count: int
+) -> Iterator[Callable[[], list[PolicyPackProcess]]]:
+    """`count` packs starting at once in the background; yields a call that waits until all of
+    them serve. Every pack is stopped on the way out, whatever happens."""
+    with ExitStack() as started:
+        readies = [started.enter_context(starting_policy_pack(stack)) for _ in range(count)]
+        yield lambda: [ready() for ready in readies]
+
+
+def spread(packs: Sequence[PolicyPackProcess], config: Path | None) -> AnalyzeAll:
+    """An `analyze_all` over `packs`: each resource's Analyze on the next pack in turn, then
+    AnalyzeStack over all of them on the first. `pack.analyze` configures the first pack; the
+    others get the same Configure here. Results come back in the order of the resources."""
+
+    def analyze_all(
+        resources: Iterable[Resource],
+    ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]:
+        raw = load_pack_config(config) if config is not None else None
+        for other in packs[1:]:
+            other.info()
+            other.configure(raw)
+        inboxes: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in packs]
+        outcomes: list[Any] = [None] * len(packs)
+
+        def work(index: int) -> None:
+            def inbox() -> Iterator[Resource]:
+                while (item := inboxes[index].get()) is not _END:
+                    yield item
+
+            try:
+                outcomes[index] = packs[index].analyze_each(inbox())
+            except BaseException as error:  # handed to the caller below
+                outcomes[index] = error
+                for _ in inbox():  # keep draining: the dispatcher never blocks
+                    pass
+
+        workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(packs))]
+        for worker in workers:
+            worker.start()
+        count = 0
+        try:
+            for resource in resources:
+                inboxes[count % len(packs)].put(resource)
+                count += 1
+        finally:
+            for inbox in inboxes:
+                inbox.put(_END)
+            for worker in workers:
+                worker.join()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        results = [outcomes[k % len(packs)][0][k // len(packs)] for k in range(count)]
+        stack = [outcomes[k % len(packs)][1][k // len(packs)] for k in range(count)]
+        return results, packs[0].analyze_stack_of(stack)
+
+    return analyze_all
