@@ -22,6 +22,7 @@ from infra.offline.runtime import run_program
 from spec.probes import HttpGet, Probe, Probes
 from spec.service import Compute, Container
 from tests.fixtures import unsafe_program
+from tests.support.manifests import deployment
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "manifests"
 PRODUCTION_CONFIG = check.CONFIG_DIR / "production.json"
@@ -387,7 +388,7 @@ def test_many_workloads_are_matched_to_their_own_policies(
     documents = []
     for index in range(400):
         labels = {"app.kubernetes.io/name": f"app{index}"}
-        documents.append(_workload(f"app{index}", labels))
+        documents.append(deployment(f"app{index}", "ns", replicas=2, labels=labels))
         if index != 123:
             documents.append(_selecting("networking.k8s.io/v1", "NetworkPolicy", index, labels))
             documents.append(_selecting("policy/v1", "PodDisruptionBudget", index, labels))
@@ -399,36 +400,6 @@ def test_many_workloads_are_matched_to_their_own_policies(
     assert triples(report.violations) == {
         ("ns/app123", "k8s-network-policy-coverage", "advisory"),
         ("ns/app123", "k8s-pdb-coverage", "advisory"),
-    }
-
-
-def _workload(name: str, labels: dict[str, str]) -> dict[str, Any]:
-    probe = {"httpGet": {"path": "/", "port": 8080}}
-    container = {
-        "name": "c",
-        "image": "ghcr.io/example/app:1.0.0",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "livenessProbe": probe,
-        "readinessProbe": probe,
-        "resources": {
-            "requests": {"cpu": "10m", "memory": "16Mi"},
-            "limits": {"cpu": "10m", "memory": "16Mi"},
-        },
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "ns", "labels": labels},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-        },
     }
 
 

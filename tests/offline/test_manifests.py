@@ -10,7 +10,6 @@ import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -20,6 +19,7 @@ from infra.offline import check
 from infra.offline.analyzer import PolicyPackProcess
 from infra.offline.check import check_manifests, load_manifests
 from infra.offline.render import render_stack
+from tests.support.manifests import deployment
 
 PRODUCTION_CONFIG = check.CONFIG_DIR / "production.json"
 
@@ -40,40 +40,6 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))
     return path
-
-
-def compliant_deployment(name: str, namespace: str, replicas: int = 1, **pod: Any) -> dict:
-    labels = {"app.kubernetes.io/name": name}
-    probe = {"httpGet": {"path": "/healthz", "port": 8080}}
-    container = {
-        "name": name,
-        "image": f"quay.io/example/{name}:v2.14.1",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "livenessProbe": probe,
-        "readinessProbe": probe,
-        "resources": {
-            "requests": {"cpu": "10m", "memory": "64Mi"},
-            "limits": {"cpu": "100m", "memory": "128Mi"},
-        },
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [container], **pod},
-            },
-        },
-    }
 
 
 # --- typed lists -----------------------------------------------------------------------------
@@ -156,8 +122,8 @@ def test_variant_installs_are_all_checked_and_the_duplicate_named(
 ) -> None:
     """Argo CD ships manifests/namespace-install.yaml and manifests/ha/namespace-install.yaml:
     the same objects, the HA variant with more replicas (here, also with a root container)."""
-    plain = compliant_deployment("argocd-server", "argocd")
-    ha = compliant_deployment("argocd-server", "argocd", replicas=2)
+    plain = deployment("argocd-server", "argocd")
+    ha = deployment("argocd-server", "argocd", replicas=2)
     ha["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsUser"] = 0
     account = {
         "apiVersion": "v1",
@@ -180,10 +146,10 @@ def test_variant_installs_are_all_checked_and_the_duplicate_named(
         {v["file"] for v in report["violations"]}
     )
     warnings = {tuple(w["files"]): w for w in report["warnings"]}
-    deployment = warnings[("ha/namespace-install.yaml#2", "namespace-install.yaml#2")]
+    variant = warnings[("ha/namespace-install.yaml#2", "namespace-install.yaml#2")]
     account_warning = warnings[("ha/namespace-install.yaml#1", "namespace-install.yaml#1")]
-    assert deployment["kind"] == "duplicate"
-    assert deployment["message"].startswith(
+    assert variant["kind"] == "duplicate"
+    assert variant["message"].startswith(
         "Deployment argocd/argocd-server is defined twice, differently: "
         "ha/namespace-install.yaml#2 and namespace-install.yaml#2"
     )
@@ -193,7 +159,7 @@ def test_variant_installs_are_all_checked_and_the_duplicate_named(
 
 
 def test_one_object_in_two_api_versions_is_one_duplicate(tmp_path: Path) -> None:
-    old = compliant_deployment("controller", "ingress-nginx")
+    old = deployment("controller", "ingress-nginx")
     new = {**old, "apiVersion": "apps/v1beta2"}
     (tmp_path / "cloud.yaml").write_text(yaml.safe_dump(old))
     (tmp_path / "baremetal.yaml").write_text(yaml.safe_dump(new))
@@ -225,7 +191,7 @@ def test_a_chart_directory_says_to_render_it_first(
         {{- end }}
         """,
     )
-    write(tmp_path / "plain.yaml", yaml.safe_dump(compliant_deployment("web", "shop")))
+    write(tmp_path / "plain.yaml", yaml.safe_dump(deployment("web", "shop")))
 
     code, out, err = run_cli(capsys, "--manifests", str(tmp_path), "--json")
 
@@ -382,7 +348,7 @@ def test_packs_in_parallel_find_what_one_pack_finds(
     """check/shards.py spreads the Analyze calls over packs; AnalyzeStack still sees them all."""
     for index in range(12):
         name = f"app{index}"
-        manifest = compliant_deployment(name, "shop", replicas=2)
+        manifest = deployment(name, "shop", replicas=2)
         if index % 5 == 0:
             container = manifest["spec"]["template"]["spec"]["containers"][0]
             container["securityContext"]["runAsUser"] = 0

@@ -1,18 +1,54 @@
-"""A synthetic stack of compliant Kubernetes manifests, as large as asked: what the gate
-benchmark (bench/gate_speed.py) times `python -m infra check --manifests` on, and what its test
-checks passes every policy.
+"""Compliant Kubernetes manifests for the gate's tests and benchmark: one Deployment as the
+tests break it (`deployment`), and a synthetic stack as large as asked, what bench/gate_speed.py
+times `python -m infra check --manifests` on and what its test checks passes every policy.
 
-Each workload is one file with a Deployment (non-root, probes, limits, read-only root, pinned
-image), its Service and its NetworkPolicy.
+Each workload of the stack is one file with a Deployment (non-root, probes, limits, read-only
+root, pinned image), its Service and its NetworkPolicy.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 NAMESPACE = "bench"
+
+
+def deployment(
+    name: str, namespace: str, replicas: int = 1, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A Deployment that passes every resource policy, its pods labelled `labels` (default:
+    `app.kubernetes.io/name: <name>`)."""
+    labels = labels or {"app.kubernetes.io/name": name}
+    probe = {"httpGet": {"path": "/healthz", "port": 8080}}
+    container = {
+        "name": name,
+        "image": f"quay.io/example/{name}:v2.14.1",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "livenessProbe": probe,
+        "readinessProbe": probe,
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "64Mi"},
+            "limits": {"cpu": "100m", "memory": "128Mi"},
+        },
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
 
 
 def workload(index: int) -> list[dict]:
