@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from infra.__main__ import main
 from infra.offline import check
 from infra.offline.analyzer import PolicyPackProcess
 from infra.offline.check import Report, check_manifests, check_program, load_manifests, type_token
@@ -22,6 +20,7 @@ from infra.offline.runtime import run_program
 from spec.probes import HttpGet, Probe, Probes
 from spec.service import Compute, Container
 from tests.fixtures import unsafe_program
+from tests.support.cli import run_check
 from tests.support.manifests import deployment
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "manifests"
@@ -45,19 +44,6 @@ UNSAFE_MANIFESTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def pack() -> Iterator[PolicyPackProcess]:
-    """One pack process for the tests that call the library (the CLI starts its own)."""
-    with check.policy_pack("fixture") as process:
-        yield process
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["check", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def triples(findings: Any) -> set[tuple[str, str, str]]:
     return {(f.name, f.policy, f.level) for f in findings}
 
@@ -73,7 +59,7 @@ def json_triples(findings: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 def test_project_stack_passes_with_its_pack_config(
     capsys: pytest.CaptureFixture[str], stack: str
 ) -> None:
-    code, out, _ = run_cli(capsys, "--stack", stack, "--json")
+    code, out, _ = run_check(capsys, "--stack", stack, "--json")
     report = json.loads(out)
 
     assert code == 0
@@ -89,7 +75,7 @@ def test_production_passes_with_every_policy_mandatory(capsys: pytest.CaptureFix
         (v if isinstance(v, str) else v["enforcementLevel"]) == "mandatory" for v in raw.values()
     )
 
-    code, out, _ = run_cli(capsys, "--stack", "production", "--json")
+    code, out, _ = run_check(capsys, "--stack", "production", "--json")
 
     assert code == 0
     assert json.loads(out)["violations"] == []
@@ -98,7 +84,7 @@ def test_production_passes_with_every_policy_mandatory(capsys: pytest.CaptureFix
 def test_dev_exporters_are_exempted_with_their_reason_and_listed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, _ = run_cli(capsys, "--stack", "dev", "--json")
+    code, out, _ = run_check(capsys, "--stack", "dev", "--json")
     exemptions = json.loads(out)["exemptions"]
 
     assert code == 0
@@ -248,7 +234,7 @@ def test_unsafe_program_report_exits_one_and_safe_zero(pack: PolicyPackProcess) 
 def test_usage_errors_exit_two(
     capsys: pytest.CaptureFixture[str], args: list[str], expected: str
 ) -> None:
-    code, out, err = run_cli(capsys, *args)
+    code, out, err = run_check(capsys, *args)
 
     assert code == 2 and out == ""
     assert expected in err and "Traceback" not in err
@@ -258,7 +244,7 @@ def test_invalid_pack_config_exits_two(capsys: pytest.CaptureFixture[str], tmp_p
     config = tmp_path / "bad.json"
     config.write_text(json.dumps({"k8s-no-root": "sometimes"}))
 
-    code, _, err = run_cli(capsys, "--stack", "dev", "--policy-config", str(config))
+    code, _, err = run_check(capsys, "--stack", "dev", "--policy-config", str(config))
 
     assert code == 2 and "'sometimes' is not a valid enforcement level" in err
 
@@ -271,7 +257,7 @@ def test_invalid_stack_settings_print_the_settings_error(
 
     monkeypatch.setattr("infra.offline.runtime.stack_config", broken)
 
-    code, out, err = run_cli(capsys, "--stack", "dev")
+    code, out, err = run_check(capsys, "--stack", "dev")
 
     assert code == 2 and out == ""
     assert "platform" in err and "mainframe" in err and "Traceback" not in err
@@ -317,7 +303,7 @@ def test_helm_output_and_lists_load_as_resources() -> None:
 def test_safe_manifests_pass_even_with_every_policy_mandatory(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, _ = run_cli(
+    code, out, _ = run_check(
         capsys,
         "--manifests",
         str(FIXTURES / "safe"),
@@ -335,7 +321,7 @@ def test_safe_manifests_pass_even_with_every_policy_mandatory(
 def test_unsafe_manifests_fail_with_the_expected_violations(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, _ = run_cli(capsys, "--manifests", str(FIXTURES / "unsafe"), "--json")
+    code, out, _ = run_check(capsys, "--manifests", str(FIXTURES / "unsafe"), "--json")
     report = json.loads(out)
 
     assert code == 1
@@ -373,7 +359,7 @@ def test_malformed_manifest_is_named_and_exits_two(
     (tmp_path / "good.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\n")
     (tmp_path / "bad.yaml").write_text(content)
 
-    code, out, err = run_cli(capsys, "--manifests", str(tmp_path))
+    code, out, err = run_check(capsys, "--manifests", str(tmp_path))
 
     assert code == 2 and out == ""
     assert expected in err and also in err

@@ -10,14 +10,12 @@ import os
 import pty
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from infra.__main__ import main
-from infra.offline import check
 from infra.offline.analyzer import PolicyPackProcess
 from infra.offline.check import ReportWarning, check_program
 from infra.offline.check.report import MARKDOWN_LIMIT
@@ -37,12 +35,6 @@ def infra(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
         timeout=120,
         **kwargs,  # type: ignore[arg-type]
     )
-
-
-@pytest.fixture(scope="module")
-def pack() -> Iterator[PolicyPackProcess]:
-    with check.policy_pack("fixture") as process:
-        yield process
 
 
 @pytest.fixture(scope="module")

@@ -8,32 +8,19 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from infra.__main__ import main
 from infra.offline import check
 from infra.offline.analyzer import PolicyPackProcess
 from infra.offline.check import check_manifests, load_manifests
 from infra.offline.render import render_stack
+from tests.support.cli import run_check
 from tests.support.manifests import deployment
 
 PRODUCTION_CONFIG = check.CONFIG_DIR / "production.json"
-
-
-@pytest.fixture(scope="module")
-def pack() -> Iterator[PolicyPackProcess]:
-    with check.policy_pack("fixture") as process:
-        yield process
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["check", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write(path: Path, text: str) -> Path:
@@ -82,7 +69,7 @@ def test_typed_lists_are_expanded_and_their_items_checked(
     write(tmp_path / "manifests_grafana-dashboardDefinitions.yaml", TYPED_LISTS)
 
     subjects = load_manifests(tmp_path)
-    code, out, _ = run_cli(capsys, "--manifests", str(tmp_path), "--json")
+    code, out, _ = run_check(capsys, "--manifests", str(tmp_path), "--json")
     report = json.loads(out)
 
     assert [(s.resource.type, s.resource.name, s.source) for s in subjects] == [
@@ -134,9 +121,9 @@ def test_variant_installs_are_all_checked_and_the_duplicate_named(
     (tmp_path / "ha").mkdir()
     (tmp_path / "ha" / "namespace-install.yaml").write_text(yaml.safe_dump_all([account, ha]))
 
-    code, out, _ = run_cli(capsys, "--manifests", str(tmp_path), "--json")
+    code, out, _ = run_check(capsys, "--manifests", str(tmp_path), "--json")
     report = json.loads(out)
-    text_code, text, _ = run_cli(capsys, "--manifests", str(tmp_path))
+    text_code, text, _ = run_check(capsys, "--manifests", str(tmp_path))
 
     assert code == text_code == 1
     assert report["resources"] == 4
@@ -193,7 +180,7 @@ def test_a_chart_directory_says_to_render_it_first(
     )
     write(tmp_path / "plain.yaml", yaml.safe_dump(deployment("web", "shop")))
 
-    code, out, err = run_cli(capsys, "--manifests", str(tmp_path), "--json")
+    code, out, err = run_check(capsys, "--manifests", str(tmp_path), "--json")
 
     assert code == 2 and "Traceback" not in err
     assert "charts/shop: a Helm chart (Chart.yaml)" in err and "helm template" in err
@@ -226,7 +213,7 @@ def test_a_helm_template_file_exits_two_naming_the_expression(
     lines.insert(line - 1, template)
     write(tmp_path / "deployment.yaml", "".join(lines))
 
-    code, _, err = run_cli(capsys, "--manifests", str(tmp_path / "deployment.yaml"))
+    code, _, err = run_check(capsys, "--manifests", str(tmp_path / "deployment.yaml"))
 
     assert code == 2 and "Traceback" not in err
     assert "a Helm template" in err and expression in err and f"at line {line}" in err
@@ -278,7 +265,7 @@ def test_a_render_directory_checks_its_manifests_and_names_what_it_skipped(
     render_stack("production", tmp_path)
     write(tmp_path / ".github" / "workflows" / "ci.yml", "on: push\njobs: {}\n")
 
-    code, out, _ = run_cli(
+    code, out, _ = run_check(
         capsys, "--manifests", str(tmp_path), "--policy-config", str(PRODUCTION_CONFIG), "--json"
     )
     report = json.loads(out)
@@ -299,7 +286,7 @@ def test_a_directory_without_any_kubernetes_object_exits_two(
 ) -> None:
     write(tmp_path / "docker-compose.yml", "services:\n  web: {image: nginx}\n")
 
-    code, _, err = run_cli(capsys, "--manifests", str(tmp_path))
+    code, _, err = run_check(capsys, "--manifests", str(tmp_path))
 
     assert code == 2 and "holds no Kubernetes objects" in err
 
@@ -307,7 +294,7 @@ def test_a_directory_without_any_kubernetes_object_exits_two(
 def test_an_empty_directory_exits_two(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
 
-    code, _, err = run_cli(capsys, "--manifests", str(tmp_path / "empty"))
+    code, _, err = run_check(capsys, "--manifests", str(tmp_path / "empty"))
 
     assert code == 2 and "holds no .yaml or .yml files" in err
 
