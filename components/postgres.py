@@ -13,6 +13,7 @@ from components.common import EXPORTER_COMPUTE, TMP, TMP_MOUNT, secret_password
 from spec.images import is_pinned_image
 from spec.platform import Platform
 from spec.probes import Exec, HttpGet, Probe, Probes
+from spec.schedule import schedule_problem
 from spec.service import Compute, Container, Ingress, Port, ScheduledJob, ServiceSpec
 from spec.volumes import DataVolume, Mount, ScratchVolume
 
@@ -64,6 +65,8 @@ class PostgresArgs:
                 raise ValueError(f"PostgresArgs: image {image!r} must be pinned")
         if self.backup is not None and self.backup.retention_days < 1:
             raise ValueError("PostgresArgs: backup.retention_days must be at least 1")
+        if self.backup is not None and (problem := schedule_problem(self.backup.schedule)):
+            raise ValueError(f"PostgresArgs: backup.schedule {problem}")
         if not self.database.isidentifier() or not self.user.isidentifier():
             raise ValueError("PostgresArgs: database and user must be plain identifiers")
 

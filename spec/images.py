@@ -1,8 +1,10 @@
-"""Image references: what counts as a pinned image, for components and stack settings alike."""
+"""Image references: what a valid and a pinned image is, for components and stack settings alike."""
 
 from __future__ import annotations
 
 import re
+
+from docker_image import reference
 
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 
@@ -16,3 +18,15 @@ def is_pinned_image(image: str) -> bool:
         return False
     tag = last.rsplit(":", 1)[1]
     return bool(_TAG.match(tag)) and tag != "latest"
+
+
+def image_problem(image: str) -> str | None:
+    """Why `image` cannot be deployed (None if it can): not a reference as Docker's distribution
+    library parses one (docker-image-py follows it), or not pinned."""
+    try:
+        reference.Reference.parse(image)
+    except reference.InvalidReference as error:
+        return f"{image!r} is not an image reference ({error})"
+    if not is_pinned_image(image):
+        return f"{image!r} is not pinned; use an explicit tag other than latest, or a digest"
+    return None

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-_QUANTITY = re.compile(r"^([0-9.]+)([KMGTPE]i|[kMGTPEmu]|)$")
+PATTERN = r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[kMGTPEmu]|)$"
+"""What `parse` accepts, as a regular expression (for JSON schemas)."""
+_QUANTITY = re.compile(PATTERN)
 _FACTORS: dict[str, int | Fraction] = {
     "": 1,
     "k": 10**3,
@@ -38,8 +40,7 @@ def _parts(quantity: str) -> tuple[str, str] | None:
 def parse(quantity: str) -> Fraction:
     """The value of `quantity` in base units (bytes, cores); ValueError when it is not one."""
     parts = _parts(quantity)
-    # The pattern also lets "1.2.3" and "." through, which are no numbers.
-    if parts is None or parts[0].count(".") > 1 or not parts[0].strip("."):
+    if parts is None:
         raise ValueError(f"{quantity!r} is not a Kubernetes quantity (such as 250m, 512Mi or 2)")
     return Fraction(parts[0]) * _FACTORS[parts[1]]
 

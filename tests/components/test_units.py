@@ -51,6 +51,15 @@ def _platform() -> KubernetesPlatform:
         ),
         (
             lambda p: PostgresArgs(
+                platform=p,
+                compute=COMPUTE,
+                storage_size="1Gi",
+                backup=BackupPolicy(schedule="0 3 * * 7", retention_days=1, storage_size="1Gi"),
+            ),
+            "backup.schedule '0 3 \\* \\* 7' is not a cron schedule",
+        ),
+        (
+            lambda p: PostgresArgs(
                 platform=p, compute=COMPUTE, storage_size="1Gi", database="app; drop"
             ),
             "identifiers",
