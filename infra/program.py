@@ -22,7 +22,7 @@ from infra.platforms.docker import DockerPlatform, prepare_networks
 from infra.platforms.kubernetes import KubernetesPlatform, prepare_namespace
 from spec.platform import Platform
 from spec.service import Compute
-from stacks.settings import ComputeSettings, Settings
+from stacks.settings import ComputeSettings, Settings, as_secret
 
 
 def _compute(c: ComputeSettings) -> Compute:
@@ -89,7 +89,7 @@ def run(settings: Settings) -> None:
         "postgres",
         PostgresArgs(
             platform=platform,
-            compute=_compute(settings.postgres.compute),
+            compute=_compute(settings.postgres.resources),
             storage_size=settings.postgres.storage_size if persistent else None,
             backup=BackupPolicy(
                 schedule=settings.postgres.backup_schedule,
@@ -104,7 +104,7 @@ def run(settings: Settings) -> None:
         "redis",
         RedisArgs(
             platform=platform,
-            compute=_compute(settings.redis.compute),
+            compute=_compute(settings.redis.resources),
             storage_size=settings.redis.storage_size if persistent else None,
         ),
     )
@@ -118,8 +118,8 @@ def run(settings: Settings) -> None:
             environment=settings.environment,
             database_url=database.url,
             redis_url=cache.url,
-            api_keys=settings.api_keys,
-            compute=_compute(settings.app.compute),
+            api_keys=as_secret(settings.api_keys),
+            compute=_compute(settings.app.resources),
             replicas=settings.app.replicas,
             autoscale_max=settings.app.autoscale_max,
             allowed_origins=settings.app.allowed_origins,
@@ -150,15 +150,13 @@ def run(settings: Settings) -> None:
             if persistent
             else None,
             grafana_storage_size=monitoring_settings.grafana_storage_size if persistent else None,
-            critical_webhook=monitoring_settings.critical_webhook,
-            warning_webhook=monitoring_settings.warning_webhook,
+            critical_webhook=as_secret(settings.alert_webhook_critical),
+            warning_webhook=as_secret(settings.alert_webhook_warning),
         ),
     )
-    if monitoring_settings.critical_webhook is None:
-        pulumi.log.warn(
-            "safeguard:alertWebhookCritical is not set: critical alerts reach no one "
-            "(pulumi config set --secret safeguard:alertWebhookCritical <url>)"
-        )
+    # `pulumi preview` and `up` show these; the offline check lists them in its report.
+    for warning in settings.warnings:
+        pulumi.log.warn(warning)
 
     on_docker = settings.platform == "docker"
     pulumi.export("platform", settings.platform)

@@ -1,39 +1,82 @@
 """Typed settings of one stack, read from `safeguard:*` config and validated as a whole.
 
-This is the only module that reads `pulumi.Config`. Every problem found (wrong type, unknown key,
-missing value, a production rule broken) is collected, and `load_settings` raises one
-`SettingsError` that lists them all, before the program registers any resource.
+This is the only module that reads `pulumi.Config`. The settings are pydantic models: every
+level refuses a key it does not know (naming the closest known one), types are strict, and each
+value is checked where it is read: Kubernetes quantities and names, cron schedules, host names,
+origins and URLs, image references. The rules across fields, and what production demands on
+top, then run on the validated model, each only when the fields it reads are valid, so that one
+mistake never brings a second, bogus one. Every problem found is collected, and `load_settings`
+raises one `SettingsError` that lists them all, before the program registers any resource.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import pulumi
+import yaml
+from promql_parser import parse_duration
+from pulumi.runtime.config import CONFIG, get_config_env
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
-from spec.addresses import host_name_problem, network_problem
-from spec.images import is_pinned_image
+from spec.addresses import (
+    DNS_LABEL_PATTERN,
+    DNS_SUBDOMAIN_PATTERN,
+    dns_label_problem,
+    dns_subdomain_problem,
+    host_name_problem,
+    network_problem,
+    origin_problem,
+    url_problem,
+)
+from spec.images import image_problem
+from spec.quantity import PATTERN as QUANTITY_PATTERN
+from spec.quantity import cpu_cores, memory_mb, parse
+from spec.schedule import schedule_problem
 
 NAMESPACE = "safeguard"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PACK_CONFIG_DIR = PROJECT_ROOT / "policies" / "config"
+"""Where each stack's `--policy-pack-config` file lives: `<stack>.json`."""
+
 Environment = Literal["development", "staging", "production"]
 PlatformName = Literal["kubernetes", "docker"]
 
-_DEFAULT_ENVIRONMENT: dict[str, Environment] = {
+DEFAULT_ENVIRONMENTS: dict[str, Environment] = {
     "dev": "development",
     "staging": "staging",
     "production": "production",
 }
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+"""The stacks whose environment follows from their name; any other stack must set it."""
 DOCKER_BACKEND_SUBNET = "10.213.0.0/24"
 """Docker: the backend network's subnet unless edge.internalNetwork names another."""
 PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 """Kubernetes: where pod addresses come from unless edge.internalNetwork names the cluster's
 pod CIDR (RFC 1918: every common CNI's default lies inside)."""
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+SECRET_KEYS = ("apiKeys", "alertWebhookCritical", "alertWebhookWarning")
+"""Top-level keys set with `pulumi config set --secret`; their values are never shown."""
 
 
 class SettingsError(ValueError):
@@ -45,433 +88,770 @@ class SettingsError(ValueError):
         super().__init__(f"stack {stack!r} has {len(problems)} configuration problem(s):\n{lines}")
 
 
-@dataclass(frozen=True, kw_only=True)
-class ComputeSettings:
+_ENCRYPTED = "[encrypted "
+
+
+def encrypted_placeholder(key: str) -> str:
+    """What the offline tool gives the program for a secret it cannot decrypt (`key` is the full
+    key, `safeguard:apiKeys`): its presence counts, its format is `pulumi up`'s to check."""
+    return f"{_ENCRYPTED}{key}]"
+
+
+# --- values, each checked where it is read ----------------------------------------------------
+
+
+def _checked(problem: Callable[[Any], str | None]) -> AfterValidator:
+    def check(value: Any) -> Any:
+        found = problem(value)
+        if found is not None:
+            raise PydanticCustomError("setting", "{problem}", {"problem": found})
+        return value
+
+    return AfterValidator(check)
+
+
+def _quantity(kind: str, examples: str) -> Callable[[str], str | None]:
+    def problem(text: str) -> str | None:
+        try:
+            value = parse(text)
+        except ValueError:
+            return f"{text!r} is not a Kubernetes quantity; {kind} is written like {examples}"
+        return None if value > 0 else f"{kind} must be more than 0, got {text!r}"
+
+    return problem
+
+
+def _retention_problem(text: str) -> str | None:
+    try:
+        parse_duration(text)
+    except ValueError as error:
+        return f"{text!r} is not a Prometheus duration such as 15d, 12h or 1y ({error})"
+    return None
+
+
+def _body_size_problem(text: str) -> str | None:
+    # nginx's size syntax as components/nginx.py takes it: bytes, or k or m.
+    if re.fullmatch(r"[0-9]+[kKmM]?", text):
+        return None
+    return f"{text!r} is not an nginx size such as 1m, 512k or 1048576"
+
+
+def _namespace_problem(name: str) -> str | None:
+    if name in RESERVED_NAMESPACES:
+        return f"{name!r} is reserved; use a namespace of its own"
+    return dns_label_problem(name)
+
+
+def _no_wildcard(origins: Any) -> Any:
+    # Before the items are checked, so that '*' gets its own message rather than "not an origin".
+    if isinstance(origins, list) and "*" in origins:
+        raise PydanticCustomError("setting", "'*' is not allowed; list the origins")
+    return origins
+
+
+def _secret(problem: Callable[[str], str | None]) -> Callable[[SecretStr], str | None]:
+    def check(secret: SecretStr) -> str | None:
+        value = secret.get_secret_value()
+        return None if value.startswith(_ENCRYPTED) else problem(value)
+
+    return check
+
+
+def _config_bool(value: Any) -> Any:
+    # Pulumi hands every top-level value to the program as text; YAML's true is "true".
+    if isinstance(value, str):
+        if value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise PydanticCustomError(
+            "setting", "must be true or false, got {value}", {"value": repr(value)}
+        )
+    return value
+
+
+Cpu = Annotated[
+    str,
+    _checked(_quantity("cpu", "250m, 0.5 or 2")),
+    Field(json_schema_extra={"pattern": QUANTITY_PATTERN}),
+]
+Memory = Annotated[
+    str,
+    _checked(_quantity("memory", "512Mi or 1Gi")),
+    Field(json_schema_extra={"pattern": QUANTITY_PATTERN}),
+]
+Size = Annotated[
+    str,
+    _checked(_quantity("a size", "50Gi or 500Mi")),
+    Field(json_schema_extra={"pattern": QUANTITY_PATTERN}),
+]
+Schedule = Annotated[str, _checked(schedule_problem)]
+Image = Annotated[str, _checked(image_problem)]
+HostName = Annotated[str, _checked(host_name_problem)]
+Origin = Annotated[str, _checked(origin_problem)]
+Network = Annotated[str, _checked(network_problem)]
+ObjectName = Annotated[
+    str,
+    _checked(dns_subdomain_problem),
+    Field(json_schema_extra={"pattern": DNS_SUBDOMAIN_PATTERN}),
+]
+Namespace = Annotated[
+    str,
+    _checked(_namespace_problem),
+    Field(json_schema_extra={"pattern": DNS_LABEL_PATTERN, "not": {"enum": RESERVED_NAMESPACES}}),
+]
+ConfigBool = Annotated[
+    bool,
+    BeforeValidator(_config_bool),
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"enum": ["true", "false"]}]}),
+]
+_SECRET_SCHEMA = {
+    "anyOf": [
+        {"type": "string"},
+        {
+            "type": "object",
+            "properties": {"secure": {"type": "string"}},
+            "required": ["secure"],
+            "additionalProperties": False,
+        },
+    ]
+}
+ApiKeys = Annotated[SecretStr, WithJsonSchema(_SECRET_SCHEMA)]
+WebhookUrl = Annotated[SecretStr, _checked(_secret(url_problem)), WithJsonSchema(_SECRET_SCHEMA)]
+
+
+# Lists: a JSON array becomes a tuple (lax), its items stay strict.
+Origins = Annotated[tuple[Origin, ...], Field(strict=False), BeforeValidator(_no_wildcard)]
+Networks = Annotated[tuple[Network, ...], Field(strict=False)]
+
+
+# --- the models -------------------------------------------------------------------------------
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        alias_generator=to_camel,
+        use_attribute_docstrings=True,
+    )
+
+
+class ComputeSettings(_Section):
     """Requests and limits of a service's main container."""
 
-    cpu_request: str
-    memory_request: str
-    cpu_limit: str
-    memory_limit: str
+    cpu_request: Cpu
+    memory_request: Memory
+    cpu_limit: Cpu
+    memory_limit: Memory
 
 
-@dataclass(frozen=True, kw_only=True)
-class AppSettings:
+class AppCompute(ComputeSettings):
+    """The app container's requests and limits."""
+
+    cpu_request: Cpu = "100m"
+    memory_request: Memory = "192Mi"
+    cpu_limit: Cpu = "500m"
+    memory_limit: Memory = "384Mi"
+
+
+class PostgresCompute(ComputeSettings):
+    """The database container's requests and limits."""
+
+    cpu_request: Cpu = "250m"
+    memory_request: Memory = "512Mi"
+    cpu_limit: Cpu = "1"
+    memory_limit: Memory = "1Gi"
+
+
+class RedisCompute(ComputeSettings):
+    """The cache container's requests and limits."""
+
+    cpu_request: Cpu = "50m"
+    memory_request: Memory = "128Mi"
+    cpu_limit: Cpu = "250m"
+    memory_limit: Memory = "256Mi"
+
+
+def _image_optional_with_build(schema: dict[str, Any]) -> None:
+    schema["required"] = [key for key in schema.get("required", ()) if key != "image"]
+    schema["if"] = {"properties": {"build": {"const": True}}, "required": ["build"]}
+    schema["else"] = {"required": ["image"]}
+
+
+class AppSettings(_Section):
     """The FastAPI workload."""
 
-    image: str
-    """Pinned image reference; with `build`, the name and tag given to the local build."""
-    build: bool
-    """Build app/Dockerfile with pulumi-docker instead of pulling `image`."""
-    replicas: int
-    autoscale_max: int | None
-    """Upper bound of the HPA (from `replicas` up); None: no autoscaling."""
-    log_level: str
-    allowed_origins: tuple[str, ...]
-    compute: ComputeSettings
+    model_config = ConfigDict(json_schema_extra=_image_optional_with_build)
+
+    image: Image
+    """Pinned image reference (a tag other than latest, or a digest); with `build`, the name
+    and tag given to the local build (default safeguard-app:<stack>)."""
+    build: bool = False
+    """Build app/Dockerfile with pulumi-docker instead of pulling `image` (docker only)."""
+    replicas: int = Field(default=1, ge=1)
+    autoscale_max: int | None = Field(default=None, ge=1)
+    """Upper bound of the HPA (from `replicas` up); unset: no autoscaling."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    allowed_origins: Origins = ()
+    """Browser origins allowed by CORS, scheme://host[:port] each; never '*'."""
+    resources: AppCompute = AppCompute()
 
 
-@dataclass(frozen=True, kw_only=True)
-class PostgresSettings:
+class PostgresSettings(_Section):
     """The database and its backups."""
 
-    storage_size: str
-    backup_enabled: bool
-    backup_schedule: str
-    backup_retention_days: int
-    backup_storage_size: str
-    compute: ComputeSettings
+    storage_size: Size = "5Gi"
+    backup_enabled: bool = True
+    backup_schedule: Schedule = "30 2 * * *"
+    """When the pg_dump CronJob runs: five fields as a Kubernetes CronJob takes them, or a
+    descriptor such as @daily; in the cluster's time zone."""
+    backup_retention_days: int = Field(default=7, ge=1)
+    backup_storage_size: Size = "10Gi"
+    resources: PostgresCompute = PostgresCompute()
 
 
-@dataclass(frozen=True, kw_only=True)
-class RedisSettings:
+class RedisSettings(_Section):
     """The cache and rate-limit store."""
 
-    storage_size: str
-    compute: ComputeSettings
+    storage_size: Size = "1Gi"
+    resources: RedisCompute = RedisCompute()
 
 
-@dataclass(frozen=True, kw_only=True)
-class EdgeSettings:
+def _internal_network_optional(schema: dict[str, Any]) -> None:
+    # Its default depends on the platform, which one section of the file cannot see.
+    schema["required"] = [key for key in schema.get("required", ()) if key != "internalNetwork"]
+    if not schema["required"]:
+        del schema["required"]
+
+
+def _internal_network_problem(networks: tuple[str, ...]) -> str | None:
+    if networks:
+        return None
+    return (
+        "must name where nginx reaches the app from; empty, the app would take every client "
+        "for nginx"
+    )
+
+
+class EdgeSettings(_Section):
     """nginx at the edge and how the outside world reaches it."""
 
-    host: str
+    model_config = ConfigDict(json_schema_extra=_internal_network_optional)
+
+    host: HostName = "localhost"
     """The name clients reach the service by; requests naming another host are refused."""
-    tls_secret: str | None
-    """Kubernetes Secret (type kubernetes.io/tls) with the certificate; None: plain HTTP."""
-    service_type: str
-    ingress_class: str | None
-    public_port: int
+    tls_secret: ObjectName | None = None
+    """Kubernetes Secret (type kubernetes.io/tls) with the certificate; unset: plain HTTP."""
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    ingress_class: ObjectName | None = None
+    public_port: int = Field(default=8080, ge=1, le=65535)
     """Docker: the port published on 127.0.0.1."""
-    trusted_proxies: tuple[str, ...]
+    trusted_proxies: Networks = ()
     """Networks of the load balancers in front of nginx whose X-Forwarded-For nginx believes."""
-    internal_network: tuple[str, ...]
+    internal_network: Annotated[Networks, _checked(_internal_network_problem)]
     """Where nginx's connections to the app come from; the app believes X-Forwarded-For from
-    there only. Docker: the backend network's subnet; Kubernetes: the pod network."""
-    rate_per_second: int
-    burst: int
-    connections_per_client: int
-    client_max_body_size: str
+    there only. Docker: the backend network's subnet (default 10.213.0.0/24); Kubernetes: the
+    pod network (default the RFC 1918 ranges)."""
+    rate_per_second: int = Field(default=20, ge=1)
+    burst: int = Field(default=40, ge=0)
+    connections_per_client: int = Field(default=20, ge=1, le=65535)
+    client_max_body_size: Annotated[str, _checked(_body_size_problem)] = "1m"
 
 
-@dataclass(frozen=True, kw_only=True)
-class MonitoringSettings:
+class MonitoringSettings(_Section):
     """Prometheus, Alertmanager and Grafana."""
 
-    prometheus_storage_size: str
-    prometheus_retention: str
-    alertmanager_storage_size: str
-    grafana_storage_size: str
-    critical_webhook: pulumi.Output[str] | None
-    warning_webhook: pulumi.Output[str] | None
+    prometheus_storage_size: Size = "10Gi"
+    prometheus_retention: Annotated[str, _checked(_retention_problem)] = "15d"
+    alertmanager_storage_size: Size = "1Gi"
+    grafana_storage_size: Size = "1Gi"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Everything the program needs for one stack."""
+def _stack_keys_optional(schema: dict[str, Any]) -> None:
+    # environment and namespace default from the stack's name, which the file does not hold;
+    # edge has defaults for every key.
+    schema["required"] = [
+        key for key in schema.get("required", ()) if key not in ("environment", "namespace", "edge")
+    ]
 
-    stack: str
-    platform: PlatformName
+
+class Settings(_Section):
+    """Everything the program needs for one stack: the `safeguard:*` keys of its config."""
+
+    model_config = ConfigDict(json_schema_extra=_stack_keys_optional)
+
+    platform: PlatformName = "kubernetes"
     environment: Environment
-    namespace: str
-    persistent_storage: bool
-    storage_class: str | None
-    api_keys: pulumi.Output[str] | None
+    """development, staging or production; dev, staging and production default to theirs."""
+    namespace: Namespace
+    """Kubernetes namespace (default safeguard-<stack>); never default or kube-*."""
+    persistent_storage: ConfigBool = True
+    """Data on volumes that outlive pods."""
+    storage_class: ObjectName | None = None
+    """StorageClass of the PVCs; unset: the cluster's default."""
+    api_keys: ApiKeys | None = None
+    """The app's API_KEYS, comma-separated (a secret); unset: POST and DELETE need no key."""
+    alert_webhook_critical: WebhookUrl | None = None
+    """Where Alertmanager sends severity=critical alerts (a secret)."""
+    alert_webhook_warning: WebhookUrl | None = None
+    """Where Alertmanager sends severity=warning alerts (a secret)."""
     app: AppSettings
-    postgres: PostgresSettings
-    redis: RedisSettings
+    postgres: PostgresSettings = PostgresSettings()
+    redis: RedisSettings = RedisSettings()
     edge: EdgeSettings
-    monitoring: MonitoringSettings
+    monitoring: MonitoringSettings = MonitoringSettings()
+
+    _stack: str = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_the_stack(cls, data: Any, info: ValidationInfo) -> Any:
+        """Defaults that depend on the stack's name or on another key."""
+        if not isinstance(data, dict):
+            return data
+        stack = info.context["stack"]
+        data = dict(data)
+        if "environment" not in data and stack in DEFAULT_ENVIRONMENTS:
+            data["environment"] = DEFAULT_ENVIRONMENTS[stack]
+        data.setdefault("namespace", f"safeguard-{stack}")
+        app = data.setdefault("app", {})
+        if isinstance(app, dict) and "image" not in app and app.get("build") is True:
+            data["app"] = {**app, "image": f"safeguard-app:{stack}"}
+        edge = data.setdefault("edge", {})
+        if isinstance(edge, dict) and "internalNetwork" not in edge:
+            docker = data.get("platform") == "docker"
+            default = [DOCKER_BACKEND_SUBNET] if docker else list(PRIVATE_NETWORKS)
+            data["edge"] = {**edge, "internalNetwork": default}
+        return data
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._stack = context["stack"]
+
+    @property
+    def stack(self) -> str:
+        return self._stack
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What a reviewer should see although nothing is refused: missing alert webhooks and
+        API keys outside development, a namespace another stack deploys into too."""
+        return tuple(_warnings(self))
 
-T = TypeVar("T")
+
+def as_secret(value: SecretStr | None) -> pulumi.Output[str] | None:
+    """A secret setting as the secret output the program hands on; None stays None."""
+    return None if value is None else pulumi.Output.secret(value.get_secret_value())
 
 
-class _Section:
-    """Reads one structured config value (an object), recording problems instead of raising."""
+# --- rules across fields ----------------------------------------------------------------------
 
-    def __init__(self, key: str, raw: Any, problems: list[str]) -> None:
-        self.key = key
-        self.problems = problems
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            problems.append(f"{NAMESPACE}:{key}: must be an object, got {type(raw).__name__}")
-            raw = {}
-        self.raw: dict[str, Any] = raw
-        self.seen: set[str] = set()
+_Found = Iterator[tuple[str, str]]
 
-    def get(self, name: str, kind: type[T], default: T) -> T:
-        self.seen.add(name)
-        value = self.raw.get(name, default)
-        # bool is an int in Python; a replica count of `true` is still a mistake.
-        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-            if value is not None or default is not None:
-                self.problems.append(
-                    f"{NAMESPACE}:{self.key}.{name}: must be {kind.__name__}, got {value!r}"
-                )
-            return default
-        return value
 
-    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        value = self.get(name, list, list(default))
-        if not all(isinstance(v, str) for v in value):
-            self.problems.append(f"{NAMESPACE}:{self.key}.{name}: must be a list of strings")
-            return default
-        return tuple(value)
+@dataclass(frozen=True)
+class _Rule:
+    """A check over the validated settings that runs only when every key it reads is valid."""
 
-    def compute(self, default: ComputeSettings) -> ComputeSettings:
-        raw = self.get("resources", dict, {})
-        section = _Section(f"{self.key}.resources", raw, self.problems)
-        result = ComputeSettings(
-            cpu_request=section.get("cpuRequest", str, default.cpu_request),
-            memory_request=section.get("memoryRequest", str, default.memory_request),
-            cpu_limit=section.get("cpuLimit", str, default.cpu_limit),
-            memory_limit=section.get("memoryLimit", str, default.memory_limit),
+    reads: tuple[str, ...]
+    check: Callable[[Settings], _Found]
+
+
+def _autoscale_bound(s: Settings) -> _Found:
+    if s.app.autoscale_max is not None and s.app.autoscale_max < s.app.replicas:
+        yield "app.autoscaleMax", f"must be at least app.replicas ({s.app.replicas})"
+
+
+def _request_within_limit(section: str, kind: str) -> _Rule:
+    def check(s: Settings) -> _Found:
+        compute: ComputeSettings = getattr(s, section).resources
+        request, limit = getattr(compute, f"{kind}_request"), getattr(compute, f"{kind}_limit")
+        if parse(request) > parse(limit):
+            yield (
+                f"{section}.resources.{kind}Request",
+                f"{request} is more than the {kind} limit {limit}; Kubernetes refuses a request "
+                "above its limit",
+            )
+
+    reads = (f"{section}.resources.{kind}Request", f"{section}.resources.{kind}Limit")
+    return _Rule(reads, check)
+
+
+def _docker_compute(section: str, name: str, key: str) -> _Rule:
+    # The Docker back end gives a container whole MiB of memory and a number of CPUs.
+    convert = memory_mb if name.startswith("memory") else cpu_cores
+
+    def check(s: Settings) -> _Found:
+        if s.platform != "docker":
+            return
+        try:
+            convert(getattr(getattr(s, section).resources, name))
+        except ValueError as error:
+            yield f"{section}.resources.{key}", f"on docker, {error}"
+
+    return _Rule(("platform", f"{section}.resources.{key}"), check)
+
+
+def _docker_network(s: Settings) -> _Found:
+    networks = s.edge.internal_network
+    if s.platform == "docker" and (
+        len(networks) != 1 or ipaddress.ip_network(networks[0]).version != 4
+    ):
+        yield (
+            "edge.internalNetwork",
+            f"on docker, one IPv4 subnet for the backend network, got {list(networks)}",
         )
-        section.done()
-        return result
-
-    def done(self) -> None:
-        for unknown in sorted(set(self.raw) - self.seen):
-            self.problems.append(f"{NAMESPACE}:{self.key}.{unknown}: unknown setting")
 
 
-def _object(config: pulumi.Config, key: str, problems: list[str]) -> _Section:
-    text = config.get(key)
-    try:
-        raw = json.loads(text) if text is not None else None
-    except json.JSONDecodeError as error:
-        problems.append(f"{NAMESPACE}:{key}: not valid JSON/YAML object ({error.msg})")
-        raw = None
-    return _Section(key, raw, problems)
+def _docker_replicas(s: Settings) -> _Found:
+    if s.platform == "docker" and (s.app.replicas != 1 or s.app.autoscale_max is not None):
+        yield (
+            "app.replicas",
+            "Docker runs one container per service; use replicas 1 and no autoscaleMax",
+        )
 
 
-def _choice(value: str | None, key: str, allowed: tuple[str, ...], problems: list[str]) -> None:
-    if value not in allowed:
-        problems.append(f"{NAMESPACE}:{key}: must be one of {', '.join(allowed)}, got {value!r}")
+def _docker_backups(s: Settings) -> _Found:
+    if s.platform == "docker" and s.postgres.backup_enabled:
+        yield (
+            "postgres.backupEnabled",
+            "scheduled backups need the kubernetes platform (CronJob); set false on docker",
+        )
 
 
-def load_settings(stack: str | None = None, config: pulumi.Config | None = None) -> Settings:
+def _docker_tls(s: Settings) -> _Found:
+    if s.platform == "docker" and (s.edge.tls_secret or s.edge.ingress_class):
+        yield "edge", "tlsSecret and ingressClass exist only on the kubernetes platform"
+
+
+def _cluster_build(s: Settings) -> _Found:
+    if s.platform == "kubernetes" and s.app.build:
+        yield (
+            "app.build",
+            "a cluster cannot run an image built on this machine; push it and set app.image",
+        )
+
+
+def _production_replicas(s: Settings) -> _Found:
+    if s.is_production and s.app.replicas < 2:
+        yield "app.replicas", f"production needs at least 2, got {s.app.replicas}"
+
+
+def _production_origins(s: Settings) -> _Found:
+    if s.is_production and not s.app.allowed_origins:
+        yield "app.allowedOrigins", "production needs explicit origins"
+
+
+def _production_tls(s: Settings) -> _Found:
+    if s.is_production and not s.edge.tls_secret:
+        yield "edge.tlsSecret", "production needs TLS; name the certificate Secret"
+
+
+def _production_storage(s: Settings) -> _Found:
+    if s.is_production and not s.persistent_storage:
+        yield "persistentStorage", "production needs persistent storage"
+
+
+def _production_platform(s: Settings) -> _Found:
+    if s.is_production and s.platform != "kubernetes":
+        yield "platform", "production runs on kubernetes"
+
+
+def _production_backups(s: Settings) -> _Found:
+    if s.is_production and not s.postgres.backup_enabled:
+        yield "postgres.backupEnabled", "production needs backups"
+
+
+_COMPUTE_SECTIONS = ("app", "postgres", "redis")
+_RULES = (
+    _Rule(("app.replicas", "app.autoscaleMax"), _autoscale_bound),
+    *(
+        _request_within_limit(section, kind)
+        for section in _COMPUTE_SECTIONS
+        for kind in ("cpu", "memory")
+    ),
+    *(
+        _docker_compute(section, name, to_camel(name))
+        for section in _COMPUTE_SECTIONS
+        for name in ComputeSettings.model_fields
+    ),
+    _Rule(("platform", "edge.internalNetwork"), _docker_network),
+    _Rule(("platform", "app.replicas", "app.autoscaleMax"), _docker_replicas),
+    _Rule(("platform", "postgres.backupEnabled"), _docker_backups),
+    _Rule(("platform", "edge.tlsSecret", "edge.ingressClass"), _docker_tls),
+    _Rule(("platform", "app.build"), _cluster_build),
+    _Rule(("environment", "app.replicas"), _production_replicas),
+    _Rule(("environment", "app.allowedOrigins"), _production_origins),
+    _Rule(("environment", "edge.tlsSecret"), _production_tls),
+    _Rule(("environment", "persistentStorage"), _production_storage),
+    _Rule(("environment", "platform"), _production_platform),
+    _Rule(("environment", "postgres.backupEnabled"), _production_backups),
+)
+
+
+def _overlaps(path: str, other: str) -> bool:
+    return path == other or path.startswith(f"{other}.") or other.startswith(f"{path}.")
+
+
+def _rule_problems(settings: Settings, invalid: set[str]) -> list[str]:
+    return [
+        f"{NAMESPACE}:{where}: {message}"
+        for rule in _RULES
+        if not any(_overlaps(read, bad) for read in rule.reads for bad in invalid)
+        for where, message in rule.check(settings)
+    ]
+
+
+# --- warnings ---------------------------------------------------------------------------------
+
+
+def _warnings(s: Settings) -> Iterator[str]:
+    if s.environment != "development":
+        if s.alert_webhook_critical is None:
+            yield (
+                f"{NAMESPACE}:alertWebhookCritical is not set: critical alerts reach no one "
+                f"(pulumi config set --secret {NAMESPACE}:alertWebhookCritical <url>)"
+            )
+        if s.alert_webhook_warning is None:
+            yield (
+                f"{NAMESPACE}:alertWebhookWarning is not set: warning alerts reach no one "
+                f"(pulumi config set --secret {NAMESPACE}:alertWebhookWarning <url>)"
+            )
+        if s.api_keys is None:
+            yield (
+                f"{NAMESPACE}:apiKeys is not set: anyone who reaches the API can POST and "
+                f"DELETE (pulumi config set --secret {NAMESPACE}:apiKeys 'key-one,key-two')"
+            )
+    if s.platform == "kubernetes":
+        for other in _stacks_in_namespace(s.namespace, besides=s.stack):
+            yield (
+                f"{NAMESPACE}:namespace: stack {other!r} (Pulumi.{other}.yaml) deploys into "
+                f"{s.namespace!r} too; on one cluster the two stacks would replace each "
+                f"other's resources: give this stack a namespace of its own"
+            )
+
+
+def _stacks_in_namespace(namespace: str, *, besides: str) -> Iterator[str]:
+    """The project's other Kubernetes stacks that deploy into `namespace`."""
+    for path in sorted(PROJECT_ROOT.glob("Pulumi.*.yaml")):
+        other = path.name[len("Pulumi.") : -len(".yaml")]
+        if other == besides:
+            continue
+        try:
+            config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+            # That stack's own run reports its broken file; here it shares nothing.
+            continue
+        if not isinstance(config, dict):
+            continue
+        if config.get(f"{NAMESPACE}:platform", "kubernetes") != "kubernetes":
+            continue
+        if config.get(f"{NAMESPACE}:namespace", f"safeguard-{other}") == namespace:
+            yield other
+
+
+# --- reading and reporting --------------------------------------------------------------------
+
+_MISSING = {
+    "environment": "required for a stack not named dev, staging or production: development, "
+    "staging or production",
+    "app.image": "required (or set app.build to true)",
+}
+# What stands in for a required value that is missing or invalid while the rules that do not
+# read it run; those that read it are skipped.
+_STAND_INS: dict[str, Any] = {
+    "environment": "development",
+    "app": {"image": "stand-in.invalid/app:0"},
+    "app.image": "stand-in.invalid/app:0",
+    "edge": {},
+    "edge.internalNetwork": [DOCKER_BACKEND_SUBNET],
+}
+
+
+def _sections() -> set[str]:
+    return {
+        field.alias or name
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    }
+
+
+def _config_keys() -> set[str]:
+    """Every config key the program was given. pulumi.Config reads one named key at a time;
+    the SDK's runtime/config.py keeps the whole map where mocks and the automation API set it
+    (CONFIG) and reads the engine's from PULUMI_CONFIG, which the language host sets."""
+    return set(CONFIG.get()) | set(get_config_env())
+
+
+def _raw_config(config: pulumi.Config) -> tuple[dict[str, Any], list[str]]:
+    """The `safeguard:*` keys as the models take them (objects parsed), and what could not be
+    read."""
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    sections = _sections()
+    for full in sorted(_config_keys()):
+        namespace, _, key = full.partition(":")
+        if namespace != NAMESPACE:
+            if difflib.SequenceMatcher(None, namespace.lower(), NAMESPACE).ratio() >= 0.8:
+                problems.append(
+                    f"{full}: unknown config namespace {namespace!r}; did you mean "
+                    f"{NAMESPACE}:{key}?"
+                )
+            continue
+        text = config.get(key)
+        if text is None:
+            continue
+        if key in sections and text.lstrip().startswith(("{", "[")):
+            try:
+                raw[key] = json.loads(text)
+            except json.JSONDecodeError as error:
+                problems.append(f"{full}: not valid JSON ({error.msg})")
+            continue
+        raw[key] = text
+    return raw, problems
+
+
+def load_settings(stack: str | None = None) -> Settings:
     """Read and validate the current stack's settings; raise SettingsError listing all problems."""
     stack = stack or pulumi.get_stack()
-    config = config or pulumi.Config(NAMESPACE)
-    problems: list[str] = []
-
-    platform = config.get("platform") or "kubernetes"
-    _choice(platform, "platform", ("kubernetes", "docker"), problems)
-    environment = config.get("environment") or _DEFAULT_ENVIRONMENT.get(stack)
-    _choice(environment, "environment", ("development", "staging", "production"), problems)
-    namespace = config.get("namespace") or f"safeguard-{stack}"
-    if namespace in ("default", "kube-system", "kube-public", "kube-node-lease"):
+    raw, problems = _raw_config(pulumi.Config(NAMESPACE))
+    settings, invalid, found = _validate(raw, stack)
+    problems += found
+    if not (PACK_CONFIG_DIR / f"{stack}.json").is_file():
         problems.append(
-            f"{NAMESPACE}:namespace: {namespace!r} is reserved; use a namespace of its own"
+            f"policies/config/{stack}.json is missing: every stack needs the policy pack's "
+            "config (start from a copy of staging.json or production.json; see docs/stacks.md, "
+            "Adding a stack)"
         )
-    persistent = _flag(config, "persistentStorage", True, problems)
-
-    app = _app(_object(config, "app", problems), stack)
-    postgres = _postgres(_object(config, "postgres", problems))
-    redis = _redis(_object(config, "redis", problems))
-    edge = _edge(_object(config, "edge", problems), platform)
-    monitoring = _monitoring(_object(config, "monitoring", problems), config)
-
-    settings = Settings(
-        stack=stack,
-        platform=platform,  # type: ignore[arg-type]
-        environment=environment,  # type: ignore[arg-type]
-        namespace=namespace,
-        persistent_storage=persistent,
-        storage_class=config.get("storageClass"),
-        api_keys=config.get_secret("apiKeys"),
-        app=app,
-        postgres=postgres,
-        redis=redis,
-        edge=edge,
-        monitoring=monitoring,
-    )
-    problems += _rules(settings)
-    if problems:
+    if settings is not None:
+        problems += _rule_problems(settings, invalid)
+    if problems or settings is None:
         raise SettingsError(stack, problems)
     return settings
 
 
-def _flag(config: pulumi.Config, key: str, default: bool, problems: list[str]) -> bool:
-    text = config.get(key)
-    if text is None:
-        return default
-    if text.lower() not in ("true", "false"):
-        problems.append(f"{NAMESPACE}:{key}: must be true or false, got {text!r}")
-        return default
-    return text.lower() == "true"
+def _validate(raw: dict[str, Any], stack: str) -> tuple[Settings | None, set[str], list[str]]:
+    """The settings, the keys found invalid, and the problems with them.
+
+    When keys are invalid, the settings are validated again without them (defaults, or a stand-in
+    for a required key, in their place) so that the rules reading only valid keys still run.
+    """
+    context = {"stack": stack}
+    try:
+        return Settings.model_validate(raw, context=context), set(), []
+    except ValidationError as error:
+        problems = [_problem(e, stack) for e in error.errors(include_url=False)]
+        invalid = {_field_path(e["loc"]) for e in error.errors()}
+    data = raw
+    for _ in range(4):
+        data = _without(data, invalid)
+        try:
+            return Settings.model_validate(data, context=context), invalid, problems
+        except ValidationError as error:
+            more = {_field_path(e["loc"]) for e in error.errors()}
+        if more <= invalid:
+            break
+        invalid |= more
+    return None, invalid, problems
 
 
-def _finish(section: _Section, build: Callable[[], T]) -> T:
-    result = build()
-    section.done()
+def _without(data: Mapping[str, Any], invalid: Iterable[str]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(json.dumps(data))
+    for path in invalid:
+        *parents, last = path.split(".")
+        node: Any = result
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        node.pop(last, None)
+        if path in _STAND_INS:
+            node[last] = json.loads(json.dumps(_STAND_INS[path]))
     return result
 
 
-def _app(s: _Section, stack: str) -> AppSettings:
-    build = s.get("build", bool, False)
-    image = s.get("image", str, None)
-    if image is None:
-        if not build:
-            s.problems.append(f"{NAMESPACE}:app.image: required (or set app.build to true)")
-        image = f"safeguard-app:{stack}"
-    return _finish(
-        s,
-        lambda: AppSettings(
-            image=image,
-            build=build,
-            replicas=s.get("replicas", int, 1),
-            autoscale_max=s.get("autoscaleMax", int, None),
-            log_level=s.get("logLevel", str, "INFO"),
-            allowed_origins=s.strings("allowedOrigins", ()),
-            compute=s.compute(
-                ComputeSettings(
-                    cpu_request="100m",
-                    memory_request="192Mi",
-                    cpu_limit="500m",
-                    memory_limit="384Mi",
-                )
-            ),
-        ),
-    )
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    """The dotted key of the setting an error is about: its list index left out."""
+    return ".".join(str(part) for part in loc if isinstance(part, str))
 
 
-def _postgres(s: _Section) -> PostgresSettings:
-    return _finish(
-        s,
-        lambda: PostgresSettings(
-            storage_size=s.get("storageSize", str, "5Gi"),
-            backup_enabled=s.get("backupEnabled", bool, True),
-            backup_schedule=s.get("backupSchedule", str, "30 2 * * *"),
-            backup_retention_days=s.get("backupRetentionDays", int, 7),
-            backup_storage_size=s.get("backupStorageSize", str, "10Gi"),
-            compute=s.compute(
-                ComputeSettings(
-                    cpu_request="250m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi"
-                )
-            ),
-        ),
-    )
+def _where(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
 
 
-def _redis(s: _Section) -> RedisSettings:
-    return _finish(
-        s,
-        lambda: RedisSettings(
-            storage_size=s.get("storageSize", str, "1Gi"),
-            compute=s.compute(
-                ComputeSettings(
-                    cpu_request="50m",
-                    memory_request="128Mi",
-                    cpu_limit="250m",
-                    memory_limit="256Mi",
-                )
-            ),
-        ),
-    )
+def _model_at(path: list[str]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Settings
+    for part in path:
+        fields = {field.alias or name: field for name, field in model.model_fields.items()}
+        annotation = fields[part].annotation if part in fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
 
 
-def _edge(s: _Section, platform: str) -> EdgeSettings:
-    internal = (DOCKER_BACKEND_SUBNET,) if platform == "docker" else PRIVATE_NETWORKS
-    return _finish(
-        s,
-        lambda: EdgeSettings(
-            host=s.get("host", str, "localhost"),
-            tls_secret=s.get("tlsSecret", str, None),
-            service_type=s.get("serviceType", str, "ClusterIP"),
-            ingress_class=s.get("ingressClass", str, None),
-            public_port=s.get("publicPort", int, 8080),
-            trusted_proxies=s.strings("trustedProxies", ()),
-            internal_network=s.strings("internalNetwork", internal),
-            rate_per_second=s.get("ratePerSecond", int, 20),
-            burst=s.get("burst", int, 40),
-            connections_per_client=s.get("connectionsPerClient", int, 20),
-            client_max_body_size=s.get("clientMaxBodySize", str, "1m"),
-        ),
-    )
+def _unknown(loc: tuple[int | str, ...]) -> str:
+    *parents, key = [str(part) for part in loc]
+    model = _model_at(parents)
+    known = sorted(field.alias or name for name, field in (model or Settings).model_fields.items())
+    prefix = f"{NAMESPACE}:" + "".join(f"{parent}." for parent in parents)
+    by_lower = {name.lower(): name for name in known}
+    close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+    if close:
+        return f"unknown setting; did you mean {prefix}{by_lower[close[0]]}?"
+    return f"unknown setting (known: {', '.join(known)})"
 
 
-def _monitoring(s: _Section, config: pulumi.Config) -> MonitoringSettings:
-    return _finish(
-        s,
-        lambda: MonitoringSettings(
-            prometheus_storage_size=s.get("prometheusStorageSize", str, "10Gi"),
-            prometheus_retention=s.get("prometheusRetention", str, "15d"),
-            alertmanager_storage_size=s.get("alertmanagerStorageSize", str, "1Gi"),
-            grafana_storage_size=s.get("grafanaStorageSize", str, "1Gi"),
-            critical_webhook=config.get_secret("alertWebhookCritical"),
-            warning_webhook=config.get_secret("alertWebhookWarning"),
-        ),
-    )
+def _kind(value: Any) -> str:
+    return {
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        str: "string",
+        list: "list",
+        dict: "object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
-def _edge_rules(edge: EdgeSettings, platform: str) -> list[str]:
-    problems: list[str] = []
-    _choice(edge.service_type, "edge.serviceType", _SERVICE_TYPES, problems)
-    if not 1 <= edge.public_port <= 65535:
-        problems.append(f"{NAMESPACE}:edge.publicPort: not a TCP port ({edge.public_port})")
-    if (problem := host_name_problem(edge.host)) is not None:
-        problems.append(f"{NAMESPACE}:edge.host: {problem}")
-    for key, networks in (
-        ("trustedProxies", edge.trusted_proxies),
-        ("internalNetwork", edge.internal_network),
-    ):
-        problems += [
-            f"{NAMESPACE}:edge.{key}: {problem}"
-            for network in networks
-            if (problem := network_problem(network)) is not None
-        ]
-    if not edge.internal_network:
-        problems.append(
-            f"{NAMESPACE}:edge.internalNetwork: must name where nginx reaches the app from; "
-            "empty, the app would take every client for nginx"
-        )
-    elif (
-        platform == "docker"
-        and all(network_problem(network) is None for network in edge.internal_network)
-        and (
-            len(edge.internal_network) != 1
-            or ipaddress.ip_network(edge.internal_network[0]).version != 4
-        )
-    ):
-        problems.append(
-            f"{NAMESPACE}:edge.internalNetwork: on docker, one IPv4 subnet for the backend "
-            f"network, got {list(edge.internal_network)}"
-        )
-    if not 1 <= edge.connections_per_client <= 65535:
-        problems.append(f"{NAMESPACE}:edge.connectionsPerClient: must be 1 to 65535")
-    return problems
-
-
-def _rules(s: Settings) -> list[str]:
-    """Rules across fields, and what production demands on top."""
-    problems: list[str] = []
-    app = s.app
-    if app.replicas < 1:
-        problems.append(f"{NAMESPACE}:app.replicas: must be at least 1, got {app.replicas}")
-    if app.autoscale_max is not None and app.autoscale_max < app.replicas:
-        problems.append(
-            f"{NAMESPACE}:app.autoscaleMax: must be at least app.replicas ({app.replicas})"
-        )
-    if not is_pinned_image(app.image):
-        problems.append(
-            f"{NAMESPACE}:app.image: {app.image!r} is not pinned; use an explicit tag other than "
-            "latest, or a digest"
-        )
-    _choice(app.log_level, "app.logLevel", _LOG_LEVELS, problems)
-    if "*" in app.allowed_origins:
-        problems.append(f"{NAMESPACE}:app.allowedOrigins: '*' is not allowed; list the origins")
-    for origin in app.allowed_origins:
-        if origin != "*" and not origin.startswith(("https://", "http://")):
-            problems.append(f"{NAMESPACE}:app.allowedOrigins: {origin!r} is not an http(s) origin")
-    problems += _edge_rules(s.edge, s.platform)
-    if s.postgres.backup_retention_days < 1:
-        problems.append(f"{NAMESPACE}:postgres.backupRetentionDays: must be at least 1")
-
-    if s.platform == "docker":
-        if app.replicas != 1 or app.autoscale_max is not None:
-            problems.append(
-                f"{NAMESPACE}:app.replicas: Docker runs one container per service; "
-                "use replicas 1 and no autoscaleMax"
-            )
-        if s.postgres.backup_enabled:
-            problems.append(
-                f"{NAMESPACE}:postgres.backupEnabled: scheduled backups need the kubernetes "
-                "platform (CronJob); set false on docker"
-            )
-        if s.edge.tls_secret or s.edge.ingress_class:
-            problems.append(
-                f"{NAMESPACE}:edge: tlsSecret and ingressClass exist only on the kubernetes "
-                "platform"
-            )
-    elif app.build:
-        problems.append(
-            f"{NAMESPACE}:app.build: a cluster cannot run an image built on this machine; "
-            "push it and set app.image"
-        )
-
-    if s.is_production:
-        if app.replicas < 2:
-            problems.append(
-                f"{NAMESPACE}:app.replicas: production needs at least 2, got {app.replicas}"
-            )
-        if not app.allowed_origins:
-            problems.append(f"{NAMESPACE}:app.allowedOrigins: production needs explicit origins")
-        if not s.edge.tls_secret:
-            problems.append(
-                f"{NAMESPACE}:edge.tlsSecret: production needs TLS; name the certificate Secret"
-            )
-        if not s.persistent_storage:
-            problems.append(f"{NAMESPACE}:persistentStorage: production needs persistent storage")
-        if s.platform != "kubernetes":
-            problems.append(f"{NAMESPACE}:platform: production runs on kubernetes")
-        if not s.postgres.backup_enabled:
-            problems.append(f"{NAMESPACE}:postgres.backupEnabled: production needs backups")
-    return problems
+def _problem(error: Mapping[str, Any], stack: str) -> str:
+    loc = error["loc"]
+    where = _where(loc)
+    kind, value = error["type"], error.get("input")
+    secret = bool(loc) and loc[0] in SECRET_KEYS
+    shown = "" if secret else f", got {value!r}"
+    context = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        message = _unknown(loc)
+    elif kind == "missing":
+        message = _MISSING.get(_field_path(loc), "required")
+        if where == "environment":
+            message = f"{message} (stack {stack!r})"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = f"must be an object, got {_kind(value)}"
+    elif kind in ("tuple_type", "list_type"):
+        message = f"must be a list, got {_kind(value)}"
+    elif kind == "int_type":
+        message = f"must be an integer{shown}"
+    elif kind == "bool_type":
+        message = f"must be true or false{shown}"
+    elif kind == "string_type":
+        message = f"must be a string{shown}"
+    elif kind == "literal_error":
+        expected = context.get("expected", "").replace("'", "").replace(" or ", ", ")
+        message = f"must be one of {expected}{shown}"
+    elif kind == "greater_than_equal":
+        message = f"must be at least {context['ge']}{shown}"
+    elif kind == "less_than_equal":
+        message = f"must be at most {context['le']}{shown}"
+    elif kind == "setting":
+        message = str(error["msg"])
+    else:
+        message = f"{error['msg']}{shown}"
+    return f"{NAMESPACE}:{where}: {message}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.offline.wire import SECRET_SIG, SIG_KEY
 from stacks import SettingsError
+from stacks.settings import encrypted_placeholder
 
 PROJECT = "safeguard"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -178,6 +181,8 @@ class StackRun:
     passwords: dict[str, str]
     outputs: dict[str, Any]
     secret_outputs: frozenset[str]
+    warnings: tuple[str, ...] = ()
+    """What the program logged with `pulumi.log.warn`, which `pulumi preview` would show."""
 
     def of_type(self, suffix: str) -> list[Recorded]:
         """Custom resources whose type token ends with `suffix` (e.g. "apps/v1:Deployment")."""
@@ -205,7 +210,7 @@ def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str],
         key = str(raw_key)
         full = key if ":" in key else f"{PROJECT}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
-            config[full] = f"[encrypted {full}]"
+            config[full] = encrypted_placeholder(full)
             secret_keys.append(full)
         elif isinstance(value, str):
             config[full] = value
@@ -229,6 +234,7 @@ def run_program(
     registration leaves `Mocks.resources` empty.
     """
     mocks = Mocks()
+    engine_log = _EngineLog()
     # A loop of its own per run: the runtime awaits on the current loop, and whatever ran before
     # in this thread (asyncio.run, another run) may have closed or unset it.
     loop = asyncio.new_event_loop()
@@ -238,7 +244,12 @@ def run_program(
         runtime_settings.reset_options(project=PROJECT, stack=stack, preview=False)
         pulumi.runtime.set_all_config(config, secret_keys or [])
         pulumi.runtime.set_mocks(
-            mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor
+            mocks,
+            project=PROJECT,
+            stack=stack,
+            preview=False,
+            logger=engine_log.logger,
+            monitor=monitor,
         )
         try:
             _sync_await(run_pulumi_func(program))
@@ -265,7 +276,26 @@ def run_program(
         passwords=dict(mocks.passwords),
         outputs=outputs,
         secret_outputs=frozenset(secret),
+        warnings=tuple(engine_log.warnings),
     )
+
+
+class _EngineLog(logging.Handler):
+    """The mock engine's log (`pulumi.log.*` lands there): warnings are kept for the report
+    instead of going to stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.warnings: list[str] = []
+        # A logger of its own, outside logging's tree, so that nothing propagates to the root.
+        self.logger = logging.Logger("pulumi-engine", level=logging.DEBUG)
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.WARNING:
+            self.warnings.append(record.getMessage())
+        elif record.levelno >= logging.ERROR:
+            print(f"error: {record.getMessage()}", file=sys.stderr)
 
 
 def run_stack(stack: str, overrides: dict[str, str] | None = None) -> StackRun:

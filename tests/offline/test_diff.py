@@ -21,7 +21,7 @@ from infra.offline.diff import (
     format_text,
     to_json,
 )
-from infra.offline.runtime import PROJECT_ROOT
+from tests.support.project import copy_checkout
 
 OLD_TOKEN = "hook-token-old-5f1c9a"
 NEW_TOKEN = "hook-token-new-8e2d7b"
@@ -70,17 +70,12 @@ def _diff(repo: Path, *args: str) -> Result:
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project (tracked and new files) committed as tag `base`, a commit with a
     broken dev stack file tagged `broken`, and uncommitted changes in the working tree: staging
-    and dev edited, stack `qa` added, stack `gone` removed."""
-    root = tmp_path_factory.mktemp("project")
-    listed = _git(PROJECT_ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    for relative in filter(None, listed.split("\0")):
-        source = PROJECT_ROOT / relative
-        if source.is_file():
-            (root / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / relative)
+    and dev edited, stack `qa` added, stack `gone` removed (each with its pack config)."""
+    root = copy_checkout(tmp_path_factory.mktemp("project"))
     _git(root, "init", "-q")
     _set(root, "staging", "alertWebhookCritical", f"https://hooks.example.com/{OLD_TOKEN}")
     shutil.copy2(root / "Pulumi.dev.yaml", root / "Pulumi.gone.yaml")
+    shutil.copy2(root / "policies/config/dev.json", root / "policies/config/gone.json")
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "base")
     _git(root, "tag", "base")
@@ -99,6 +94,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     qa = yaml.safe_load((root / "Pulumi.staging.yaml").read_text())
     qa["config"]["safeguard:namespace"] = "safeguard-qa"
     (root / "Pulumi.qa.yaml").write_text(yaml.safe_dump(qa, sort_keys=False))
+    shutil.copy2(root / "policies/config/staging.json", root / "policies/config/qa.json")
     return root
 
 

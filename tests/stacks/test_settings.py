@@ -3,10 +3,13 @@ with one message listing every problem."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
-from stacks import SettingsError
-from tests.support.mocks import STACKS, build_stack
+from stacks import SettingsError, load_settings
+from tests.support.mocks import STACKS, build_stack, run_program, stack_config
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -68,8 +71,10 @@ def test_type_errors_and_unknown_keys_are_reported_together() -> None:
             postgres="[1, 2]",
         )
     problems = caught.value.problems
-    assert "safeguard:app.replicas: must be int, got 'two'" in problems
-    assert "safeguard:app.replica: unknown setting" in problems
+    assert "safeguard:app.replicas: must be an integer, got 'two'" in problems
+    assert (
+        "safeguard:app.replica: unknown setting; did you mean safeguard:app.replicas?" in problems
+    )
     assert any(p.startswith("safeguard:platform: must be one of") for p in problems)
     assert any(p.startswith("safeguard:namespace: 'default' is reserved") for p in problems)
     assert "safeguard:postgres: must be an object, got list" in problems
@@ -111,9 +116,9 @@ def test_edge_settings_name_what_is_wrong() -> None:
     problems = "\n".join(caught.value.problems)
     for expected in (
         "safeguard:edge.host: '_' is not a host name",
-        "safeguard:edge.trustedProxies: '10.0.0.1/8' is not an IP network",
+        "safeguard:edge.trustedProxies[0]: '10.0.0.1/8' is not an IP network",
         "safeguard:edge.internalNetwork: must name where nginx reaches the app from",
-        "safeguard:edge.connectionsPerClient: must be 1 to 65535",
+        "safeguard:edge.connectionsPerClient: must be at least 1, got 0",
     ):
         assert expected in problems
     with pytest.raises(SettingsError) as caught:
@@ -122,3 +127,210 @@ def test_edge_settings_name_what_is_wrong() -> None:
         "safeguard:edge.internalNetwork: on docker, one IPv4 subnet for the backend network, "
         "got ['10.1.0.0/24', '10.2.0.0/24']"
     ]
+
+
+# --- every key known, every value checked where it is read -----------------------------------
+
+
+def _problems(stack: str, **overrides: str) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        build_stack(stack, **overrides)
+    assert caught.value.recorded == []  # type: ignore[attr-defined]
+    return caught.value.problems
+
+
+def test_misspelled_top_level_keys_are_refused_with_the_key_meant() -> None:
+    problems = _problems(
+        "production",
+        namspace="safeguard-production",
+        persistantStorage="true",
+        egde='{"host": "safeguard.example.com"}',
+    )
+    assert problems == [
+        "safeguard:egde: unknown setting; did you mean safeguard:edge?",
+        "safeguard:namspace: unknown setting; did you mean safeguard:namespace?",
+        "safeguard:persistantStorage: unknown setting; did you mean safeguard:persistentStorage?",
+    ]
+
+
+def test_misspelled_keys_are_refused_at_every_level() -> None:
+    problems = _problems(
+        "production",
+        app='{"image": "ghcr.io/example/safeguard-app:0.1.0", "replicas": 3, '
+        '"allowedOrigins": ["https://safeguard.example.com"], '
+        '"resources": {"cpuLimmit": "1"}}',
+        monitoring='{"prometheusRetension": "30d"}',
+    )
+    assert problems == [
+        "safeguard:app.resources.cpuLimmit: unknown setting; did you mean "
+        "safeguard:app.resources.cpuLimit?",
+        "safeguard:monitoring.prometheusRetension: unknown setting; did you mean "
+        "safeguard:monitoring.prometheusRetention?",
+    ]
+
+
+def test_an_unknown_key_with_nothing_close_lists_the_known_ones() -> None:
+    (problem,) = _problems("staging", edge='{"host": "staging.safeguard.example.com", "x": 1}')
+    assert problem.startswith("safeguard:edge.x: unknown setting (known: burst, clientMaxBodySize")
+
+
+def test_a_misspelled_namespace_of_keys_is_refused() -> None:
+    config, secret_keys = stack_config("staging")
+    config["safegaurd:replicas"] = "3"
+    with pytest.raises(SettingsError) as caught:
+        run_program(load_settings, stack="staging", config=config, secret_keys=secret_keys)
+    assert caught.value.problems == [
+        "safegaurd:replicas: unknown config namespace 'safegaurd'; did you mean safeguard:replicas?"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "expected"),
+    [
+        (
+            "postgres",
+            {"storageSize": "50GB"},
+            "safeguard:postgres.storageSize: '50GB' is not a Kubernetes quantity",
+        ),
+        (
+            "postgres",
+            {"backupSchedule": "every night"},
+            "safeguard:postgres.backupSchedule: 'every night' is not a cron schedule",
+        ),
+        (
+            "postgres",
+            {"backupSchedule": "0 3 * * 7"},
+            "safeguard:postgres.backupSchedule: '0 3 * * 7' is not a cron schedule: day of week "
+            "'7': end of range (7) above maximum (6)",
+        ),
+        (
+            "redis",
+            {"resources": {"memoryLimit": "1 Gi"}},
+            "safeguard:redis.resources.memoryLimit: '1 Gi' is not a Kubernetes quantity",
+        ),
+        (
+            "redis",
+            {"resources": {"memoryRequest": "1Gi"}},
+            "safeguard:redis.resources.memoryRequest: 1Gi is more than the memory limit 256Mi",
+        ),
+        (
+            "monitoring",
+            {"prometheusRetention": "a month"},
+            "safeguard:monitoring.prometheusRetention: 'a month' is not a Prometheus duration",
+        ),
+        (
+            "edge",
+            {"host": "staging.safeguard.example.com", "tlsSecret": "Staging_TLS"},
+            "safeguard:edge.tlsSecret: 'Staging_TLS' is not a Kubernetes object name",
+        ),
+        (
+            "edge",
+            {"host": "staging.safeguard.example.com", "clientMaxBodySize": "1 MB"},
+            "safeguard:edge.clientMaxBodySize: '1 MB' is not an nginx size",
+        ),
+        (
+            "app",
+            {"image": "ghcr.io/Example/app:1.0"},
+            "safeguard:app.image: 'ghcr.io/Example/app:1.0' is not an image reference",
+        ),
+        (
+            "app",
+            {
+                "image": "ghcr.io/example/safeguard-app:0.1.0",
+                "allowedOrigins": ["https://staging.safeguard.example.com/"],
+            },
+            "safeguard:app.allowedOrigins[0]: 'https://staging.safeguard.example.com/' is not an "
+            "origin",
+        ),
+    ],
+)
+def test_values_kubernetes_or_the_servers_would_refuse_are_refused_by_key(
+    section: str, value: dict[str, Any], expected: str
+) -> None:
+    problems = _problems("staging", **{section: json.dumps(value)})
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(expected), problems
+
+
+def test_a_webhook_that_is_no_url_is_refused_without_showing_it() -> None:
+    (problem,) = _problems("staging", alertWebhookCritical="hooks.example.com/T0KEN")
+    assert problem.startswith("safeguard:alertWebhookCritical: must be an http(s) URL")
+    assert "T0KEN" not in problem
+
+
+def test_a_wrong_type_brings_no_second_bogus_problem() -> None:
+    problems = _problems(
+        "production",
+        app='{"image": "ghcr.io/example/safeguard-app:0.1.0", "replicas": "three", '
+        '"allowedOrigins": ["https://safeguard.example.com"]}',
+    )
+    assert problems == ["safeguard:app.replicas: must be an integer, got 'three'"]
+
+
+def test_rules_on_valid_keys_still_run_next_to_invalid_ones() -> None:
+    problems = _problems(
+        "production",
+        app='{"image": "ghcr.io/example/safeguard-app:0.1.0", "replicas": 1, "logLevel": "LOUD"}',
+        edge="[1]",
+    )
+    assert problems == [
+        "safeguard:app.logLevel: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'LOUD'",
+        "safeguard:edge: must be an object, got list",
+        "safeguard:app.replicas: production needs at least 2, got 1",
+        "safeguard:app.allowedOrigins: production needs explicit origins",
+    ]
+
+
+def test_docker_compute_must_be_what_the_docker_back_end_can_give() -> None:
+    (problem,) = _problems("dev", app='{"build": true, "resources": {"memoryLimit": "500M"}}')
+    assert problem == (
+        "safeguard:app.resources.memoryLimit: on docker, memory quantity '500M' must be a whole "
+        "number of Mi or Gi"
+    )
+
+
+# --- adding a stack ----------------------------------------------------------------------------
+
+
+def test_a_new_stack_needs_its_environment_and_its_pack_config() -> None:
+    config, secret_keys = stack_config("staging")
+    del config["safeguard:environment"]
+    with pytest.raises(SettingsError) as caught:
+        run_program(load_settings, stack="qa", config=config, secret_keys=secret_keys)
+    assert caught.value.problems == [
+        "safeguard:environment: required for a stack not named dev, staging or production: "
+        "development, staging or production (stack 'qa')",
+        "policies/config/qa.json is missing: every stack needs the policy pack's config (start "
+        "from a copy of staging.json or production.json; see docs/stacks.md, Adding a stack)",
+    ]
+
+
+def test_two_stacks_in_one_namespace_are_warned_about() -> None:
+    run = build_stack("production", namespace="safeguard-staging")
+    assert (
+        "safeguard:namespace: stack 'staging' (Pulumi.staging.yaml) deploys into "
+        "'safeguard-staging' too; on one cluster the two stacks would replace each other's "
+        "resources: give this stack a namespace of its own"
+    ) in run.warnings
+    assert not [w for w in build_stack("production").warnings if "namespace" in w]
+
+
+# --- what production lacks without refusing it ------------------------------------------------
+
+
+def test_production_without_webhooks_or_api_keys_is_warned_about() -> None:
+    warnings = build_stack("production").warnings
+    assert [w.split(" ", 1)[0] for w in warnings] == [
+        "safeguard:alertWebhookCritical",
+        "safeguard:alertWebhookWarning",
+        "safeguard:apiKeys",
+    ]
+    assert "POST and DELETE" in warnings[2]
+    configured = build_stack(
+        "production",
+        alertWebhookCritical="https://hooks.example.com/critical",
+        alertWebhookWarning="https://hooks.example.com/warning",
+        apiKeys="key-one,key-two",
+    )
+    assert configured.warnings == ()
+    assert build_stack("dev").warnings == ()
