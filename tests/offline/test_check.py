@@ -175,6 +175,7 @@ def test_json_report_shape(pack: PolicyPackProcess) -> None:
         "warnings",
         "summary",
     }
+    assert report["warnings"] == []
     assert report["pack"] == {"name": "safeguard", "version": report["pack"]["version"]}
     assert report["pack"]["version"]
     assert {tuple(sorted(v)) for v in report["violations"]} == {

@@ -61,14 +61,21 @@ def starting_policy_pack(stack: str) -> Iterator[Callable[[], PolicyPackProcess]
 
 
 def pack_config_for(stack: str | None, override: Path | None) -> Path | None:
-    """The `--policy-pack-config` file: the given one, else the stack's, else None (defaults)."""
+    """The `--policy-pack-config` file: the given one, else the stack's, else None (the pack's
+    default levels, for manifests checked without a stack)."""
     if override is not None:
         if not override.is_file():
             raise CheckError(f"policy config {override} does not exist")
         return override
-    if stack is not None and (CONFIG_DIR / f"{stack}.json").is_file():
-        return CONFIG_DIR / f"{stack}.json"
-    return None
+    if stack is None:
+        return None
+    path = CONFIG_DIR / f"{stack}.json"
+    if not path.is_file():
+        raise CheckError(
+            f"stack {stack!r} has no policy pack config: create policies/config/{stack}.json "
+            "(see docs/stacks.md, Adding a stack)"
+        )
+    return path
 
 
 AnalyzeAll = Callable[

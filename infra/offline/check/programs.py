@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from infra.offline.analyzer import PolicyPackProcess, Provider, Resource
-from infra.offline.check.pack import analyze, pack_config_for, starting_policy_pack
-from infra.offline.check.report import CheckError, Report, Subject
+from infra.offline.check.pack import CONFIG_DIR, analyze, pack_config_for, starting_policy_pack
+from infra.offline.check.report import CheckError, Report, ReportWarning, Subject
 from infra.offline.runtime import PROJECT, ROOT_STACK_TYPE, StackRun, run_program
 from infra.offline.stack_files import require_stack
 from stacks import SettingsError
@@ -102,11 +102,14 @@ def check_program(
     pack is started for the call unless a running one is given.
     """
     if pack is not None:
-        subjects = _program_subjects(program, stack, config, secret_keys)
-        return dataclasses.replace(analyze(pack, subjects, pack_config), stack=stack)
-    with starting_policy_pack(stack) as ready:
-        subjects = _program_subjects(program, stack, config, secret_keys)
-        return dataclasses.replace(analyze(ready(), subjects, pack_config), stack=stack)
+        subjects, warnings = _program_subjects(program, stack, config, secret_keys)
+        report = analyze(pack, subjects, pack_config)
+    else:
+        with starting_policy_pack(stack) as ready:
+            subjects, warnings = _program_subjects(program, stack, config, secret_keys)
+            report = analyze(ready(), subjects, pack_config)
+    found = tuple(ReportWarning(kind="program", message=warning) for warning in warnings)
+    return dataclasses.replace(report, stack=stack, warnings=(*report.warnings, *found))
 
 
 def _program_subjects(
@@ -114,7 +117,8 @@ def _program_subjects(
     stack: str,
     config: Mapping[str, str] | None,
     secret_keys: Sequence[str],
-) -> list[Subject]:
+) -> tuple[list[Subject], tuple[str, ...]]:
+    """What the engine would analyze, and the warnings the program logged."""
     try:
         run = run_program(
             program, stack=stack, config=dict(config or {}), secret_keys=list(secret_keys)
@@ -125,7 +129,7 @@ def _program_subjects(
         # Components validate their args before registering anything: a value from the stack
         # file they refuse is a configuration error, not a crash.
         raise CheckError(f"the program refused its configuration: {error}") from error
-    return subjects_of_run(run, stack)
+    return subjects_of_run(run, stack), run.warnings
 
 
 def check_stack(
@@ -150,6 +154,8 @@ def check_stack(
         stack=stack,
         config=config,
         secret_keys=secret_keys,
-        pack_config=pack_config_for(stack, pack_config),
+        # A stack without its pack config is refused by its settings, with every other problem
+        # they have; analyze() opens the file only after the program ran.
+        pack_config=pack_config_for(None, pack_config) or CONFIG_DIR / f"{stack}.json",
         pack=pack,
     )

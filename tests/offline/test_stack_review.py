@@ -1,0 +1,89 @@
+"""What `python -m infra check` tells a reviewer about a stack beyond the pack's findings: a new
+stack is refused until it has its pack config, and warnings (a namespace two stacks share,
+production without alert webhooks or API keys) are listed in the text and JSON reports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.offline.cli import main
+from tests.support.project import copy_checkout
+
+WEBHOOKS_AND_KEYS = (
+    "safeguard:alertWebhookCritical is not set: critical alerts reach no one",
+    "safeguard:alertWebhookWarning is not set: warning alerts reach no one",
+    "safeguard:apiKeys is not set: anyone who reaches the API can POST and DELETE",
+)
+
+
+def _check(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra", "check", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_a_copied_stack_is_refused_without_its_pack_config_then_warned_about(
+    tmp_path: Path,
+) -> None:
+    root = copy_checkout(tmp_path)
+    shutil.copy2(root / "Pulumi.staging.yaml", root / "Pulumi.qa.yaml")
+
+    refused = _check(root, "--stack", "qa")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "policies/config/qa.json is missing" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    shutil.copy2(root / "policies/config/staging.json", root / "policies/config/qa.json")
+    checked = _check(root, "--stack", "qa", "--json")
+    assert checked.returncode == 0, checked.stderr
+    report = json.loads(checked.stdout)
+    assert report["config"] == "policies/config/qa.json"
+    shared = [w for w in report["warnings"] if w.startswith("safeguard:namespace:")]
+    assert shared == [
+        "safeguard:namespace: stack 'staging' (Pulumi.staging.yaml) deploys into "
+        "'safeguard-staging' too; on one cluster the two stacks would replace each other's "
+        "resources: give this stack a namespace of its own"
+    ]
+
+
+def test_manifests_checked_for_a_stack_without_pack_config_are_refused(tmp_path: Path) -> None:
+    root = copy_checkout(tmp_path / "project")
+    shutil.copy2(root / "Pulumi.staging.yaml", root / "Pulumi.qa.yaml")
+    manifests = root / "tests/fixtures/manifests"
+
+    result = _check(root, "--manifests", str(manifests), "--stack", "qa")
+    assert result.returncode == 2
+    assert "stack 'qa' has no policy pack config: create policies/config/qa.json" in result.stderr
+
+
+def test_production_warnings_are_in_the_text_and_json_reports(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", "--stack", "production"]) == 0
+    text = capsys.readouterr().out
+    assert "Warnings (nothing refused; review them):" in text
+    for warning in WEBHOOKS_AND_KEYS:
+        assert f"  - {warning}" in text
+    assert "3 warning(s)" in text.splitlines()[-1]
+
+    assert main(["check", "--stack", "production", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [w.split(" (pulumi config", 1)[0] for w in report["warnings"]] == list(WEBHOOKS_AND_KEYS)
+    assert report["summary"]["warnings"] == 3 and report["summary"]["passed"] is True
+
+
+def test_a_stack_with_nothing_to_warn_about_has_no_warnings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", "--stack", "dev", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
