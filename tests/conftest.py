@@ -1,9 +1,18 @@
 """Shared fixtures: the real PostgreSQL and Redis servers, started once per test session; the app
-served as a process and nginx in front of it for the edge and monitoring tests."""
+served as a process and nginx in front of it for the edge and monitoring tests; the other
+programs the tests run (promtool, amtool, openssl, nginx -t, Prometheus, Alertmanager).
+
+Which programs a test needs follows from its fixtures (PROGRAM_FIXTURES): such a test gets the
+`servers` marker, so `-m "not servers"` runs exactly the tests that need nothing installed, and
+before the first test the session stops with one message when a program the selected tests need
+is missing. A test that runs a program no fixture of its declared fails, so the marker cannot
+drift from what the tests really run.
+"""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +22,20 @@ import pytest
 
 from components.nginx import render_nginx_conf
 from tests.support.app_process import APP_REDIS_DB, flush_redis
+from tests.support.programs import (
+    ALERTMANAGER,
+    AMTOOL,
+    INITDB,
+    NGINX,
+    OPENSSL,
+    PG_CTL,
+    PROMETHEUS,
+    PROMTOOL,
+    REDIS_SERVER,
+    Program,
+    recording,
+    runner,
+)
 from tests.support.servers import (
     LIVE_APP_ORIGINS,
     LIVE_APP_REDIS_DB,
@@ -28,6 +51,123 @@ from tests.support.servers import (
 # Helpers that assert on the tests' behalf: pytest rewrites their asserts as it does the tests',
 # so that a failure shows the values compared.
 pytest.register_assert_rewrite("tests.support.diagnostics", "tests.support.envelope")
+
+PROGRAM_FIXTURES: dict[str, tuple[Program, ...]] = {
+    "postgres_server": (INITDB, PG_CTL),
+    "redis_server": (REDIS_SERVER,),
+    "start_nginx": (NGINX,),
+    "nginx": (NGINX,),
+    "openssl": (OPENSSL,),
+    "promtool": (PROMTOOL,),
+    "amtool": (AMTOOL,),
+    "prometheus_binary": (PROMETHEUS,),
+    "alertmanager_binary": (ALERTMANAGER,),
+}
+"""The fixtures that run a program, directly or through a server they start; a fixture that
+depends on one of these (database_url, live_app, ...) needs its programs too."""
+_NEEDS = pytest.StashKey[frozenset[Program]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # tryfirst: before `-m` deselects by marker.
+    for item in items:
+        needs = frozenset(
+            program
+            for name in getattr(item, "fixturenames", ())
+            for program in PROGRAM_FIXTURES.get(name, ())
+        )
+        item.stash[_NEEDS] = needs
+        if needs:
+            item.add_marker(pytest.mark.servers)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """One message up front when the selected tests need a program that is not installed,
+    instead of the same error from every test that needs it."""
+    found: dict[Program, bool] = {}
+    missing: dict[Program, int] = {}
+    for item in session.items:
+        for program in item.stash.get(_NEEDS, frozenset()):
+            if program not in found:
+                found[program] = program.find() is not None
+            if not found[program]:
+                missing[program] = missing.get(program, 0) + 1
+    if not missing:
+        return
+    lines = [
+        f"  {program.name} (Debian package {program.package}): needed by {count} test(s)"
+        for program, count in sorted(missing.items(), key=lambda entry: entry[0].name)
+    ]
+    packages = " ".join(sorted({program.package for program in missing}))
+    raise pytest.UsageError(
+        "the selected tests need programs that are not installed:\n"
+        + "\n".join(lines)
+        + f"\ninstall them (apt-get install {packages}; `bash .ci/run` installs every one and "
+        'runs the whole suite), or run only the tests that need none: python -m pytest -m "not '
+        'servers"'
+    )
+
+
+def _declared(item: pytest.Item, used: set[Program]) -> None:
+    undeclared = sorted(p.name for p in used - item.stash.get(_NEEDS, frozenset()))
+    if undeclared:
+        pytest.fail(
+            f"{item.nodeid} runs {', '.join(undeclared)} without a fixture that provides it "
+            "(tests/conftest.py, PROGRAM_FIXTURES): take the fixture, so that the test carries "
+            "the servers marker",
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with recording() as used:
+        result = yield
+    _declared(item, used)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with recording() as used:
+        result = yield
+    _declared(item, used)
+    return result
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`promtool(*args)`: Prometheus's checker, its output captured."""
+    return runner(PROMTOOL)
+
+
+@pytest.fixture(scope="session")
+def amtool() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`amtool(*args)`: Alertmanager's checker, its output captured."""
+    return runner(AMTOOL)
+
+
+@pytest.fixture(scope="session")
+def openssl() -> str:
+    """The openssl CLI (certificates, s_client, s_server)."""
+    return OPENSSL.path()
+
+
+@pytest.fixture(scope="session")
+def nginx() -> str:
+    """nginx, for the tests that run `nginx -t` or an NginxServer of their own."""
+    return NGINX.path()
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    return PROMETHEUS.path()
+
+
+@pytest.fixture(scope="session")
+def alertmanager_binary() -> str:
+    return ALERTMANAGER.path()
 
 
 @pytest.fixture(scope="session")

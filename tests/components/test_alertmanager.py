@@ -3,8 +3,6 @@ checked by amtool: `check-config`, and `config routes test` for every alert the 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import yaml
 
 from components.prometheus import alert_rule_files
 from tests.support.deployed import deployed_files
+from tests.support.programs import Run
 
 CONFIG = "/etc/alertmanager/alertmanager.yml"
 # Placeholders of the shape the stacks get from `pulumi config set --secret`, never reached.
@@ -19,13 +18,6 @@ WEBHOOKS = {
     "alertWebhookCritical": "http://127.0.0.1:9/critical",
     "alertWebhookWarning": "http://127.0.0.1:9/warning",
 }
-
-
-def amtool(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("amtool")
-    if binary is None:
-        raise RuntimeError("amtool not found: install prometheus-alertmanager (.ci/run does)")
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
 
 
 def rule_labels() -> dict[str, dict[str, str]]:
@@ -46,14 +38,16 @@ def written(stack: str, tmp_path: Path, **overrides: str) -> Path:
 
 @pytest.mark.parametrize("webhooks", [True, False], ids=["webhooks", "no-webhooks"])
 @pytest.mark.parametrize("stack", ["dev", "staging", "production"])
-def test_amtool_accepts_the_deployed_config(stack: str, webhooks: bool, tmp_path: Path) -> None:
+def test_amtool_accepts_the_deployed_config(
+    stack: str, webhooks: bool, tmp_path: Path, amtool: Run
+) -> None:
     config = written(stack, tmp_path, **(WEBHOOKS if webhooks else {}))
     result = amtool("check-config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
-def test_amtool_rejects_a_route_to_an_unknown_receiver(tmp_path: Path) -> None:
+def test_amtool_rejects_a_route_to_an_unknown_receiver(tmp_path: Path, amtool: Run) -> None:
     config = written("production", tmp_path, **WEBHOOKS)
     data = yaml.safe_load(config.read_text())
     data["route"]["routes"][0]["receiver"] = "nobody"
@@ -68,7 +62,7 @@ def expected_receiver(labels: dict[str, str], webhooks: bool) -> str:
 
 
 @pytest.mark.parametrize("webhooks", [True, False], ids=["webhooks", "no-webhooks"])
-def test_every_alert_is_routed_by_severity(webhooks: bool, tmp_path: Path) -> None:
+def test_every_alert_is_routed_by_severity(webhooks: bool, tmp_path: Path, amtool: Run) -> None:
     config = written("production", tmp_path, **(WEBHOOKS if webhooks else {}))
     labels = rule_labels()
     assert {v["severity"] for v in labels.values()} == {"critical", "warning", "none"}
@@ -82,7 +76,7 @@ def test_every_alert_is_routed_by_severity(webhooks: bool, tmp_path: Path) -> No
         assert result.stdout.strip() == receiver, name
 
 
-def test_routing_is_really_verified(tmp_path: Path) -> None:
+def test_routing_is_really_verified(tmp_path: Path, amtool: Run) -> None:
     # --verify.receivers makes amtool fail on a mismatch; otherwise the loop above proves nothing.
     config = written("production", tmp_path, **WEBHOOKS)
     result = amtool(

@@ -54,8 +54,6 @@ from tests.support.servers import (
     self_signed_certificate,
 )
 
-pytestmark = pytest.mark.servers
-
 ITEMS = "/api/v1/items"
 APP_ADDRESS = f"app:{APP_PORT}"
 """The `address` of the stacks' AppService "app", which nginx proxies to: the program passes the
@@ -312,13 +310,18 @@ def running_edge(
 
 
 @pytest.fixture(scope="module")
-def production(postgres_server: PostgresServer, redis_server: RedisServer) -> Iterator[Edge]:
+def production(
+    postgres_server: PostgresServer, redis_server: RedisServer, openssl: str, nginx: str
+) -> Iterator[Edge]:
+    """The production edge on loopback (its certificate made with openssl, nginx started)."""
     with running_edge("production", postgres_server, redis_server.url(EDGE_REDIS_DB)) as edge:
         yield edge
 
 
 @pytest.fixture(scope="module")
-def dev(postgres_server: PostgresServer, redis_server: RedisServer) -> Iterator[Edge]:
+def dev(
+    postgres_server: PostgresServer, redis_server: RedisServer, openssl: str, nginx: str
+) -> Iterator[Edge]:
     with running_edge("dev", postgres_server, redis_server.url(EDGE_REDIS_DB + 1)) as edge:
         yield edge
 
@@ -482,6 +485,7 @@ def test_the_app_trusts_the_network_nginx_reaches_it_from(stack: str) -> None:
         assert unwrap(network.inputs)["ipamConfigs"] == [{"subnet": trusted[0]}]
 
 
+@pytest.mark.usefixtures("openssl", "nginx")
 def test_behind_a_load_balancer_nginx_takes_the_address_it_appended(
     postgres_server: PostgresServer, second_redis_url: str
 ) -> None:
@@ -673,9 +677,9 @@ test does not read the answer from the conf it checks."""
 MOZILLA_TLS13 = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
 
 
-def _openssl_ciphers() -> list[tuple[str, str]]:
+def _openssl_ciphers(openssl: str) -> list[tuple[str, str]]:
     listing = subprocess.run(
-        ["openssl", "ciphers", "-V", "ALL:COMPLEMENTOFALL"],
+        [openssl, "ciphers", "-V", "ALL:COMPLEMENTOFALL"],
         check=True,
         capture_output=True,
         text=True,
@@ -683,13 +687,13 @@ def _openssl_ciphers() -> list[tuple[str, str]]:
     return [(line.split()[2], line.split()[3]) for line in listing.splitlines()]
 
 
-def s_client(port: int, *options: str, servername: str | None) -> dict[str, str]:
+def s_client(openssl: str, port: int, *options: str, servername: str | None) -> dict[str, str]:
     """`openssl s_client` against 127.0.0.1:`port`: the cipher it settled on ("(NONE)" when
     no handshake completed), the protocol of a TLS 1.2-or-older session, and whether the server
     sent a session ticket."""
     name = ["-servername", servername] if servername else ["-noservername"]
     result = subprocess.run(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *name, *options],
+        [openssl, "s_client", "-connect", f"127.0.0.1:{port}", *name, *options],
         input="",
         capture_output=True,
         text=True,
@@ -705,18 +709,22 @@ def s_client(port: int, *options: str, servername: str | None) -> dict[str, str]
     return found
 
 
-def _negotiates(port: int, host: str, version: str, cipher: str) -> bool:
+def _negotiates(openssl: str, port: int, host: str, version: str, cipher: str) -> bool:
     option = "-ciphersuites" if version == "-tls1_3" else "-cipher"
     # SECLEVEL=0: the client offers anything, so only the server decides.
     offer = cipher if version == "-tls1_3" else f"{cipher}:@SECLEVEL=0"
-    return s_client(port, version, option, offer, servername=host).get("cipher") == cipher
+    return s_client(openssl, port, version, option, offer, servername=host).get("cipher") == cipher
 
 
 @pytest.mark.parametrize("key_type", ["rsa", "ecdsa"])
 def test_tls_negotiates_exactly_the_intermediate_suites(
-    key_type: str, production: Edge, postgres_server: PostgresServer, second_redis_url: str
+    key_type: str,
+    production: Edge,
+    postgres_server: PostgresServer,
+    second_redis_url: str,
+    openssl: str,
 ) -> None:
-    ciphers = _openssl_ciphers()
+    ciphers = _openssl_ciphers(openssl)
     tls12 = [name for name, version in ciphers if version != "TLSv1.3"]
     tls13 = [name for name, version in ciphers if version == "TLSv1.3"]
     assert len(tls12) > 100  # the whole OpenSSL list, weak suites included
@@ -734,7 +742,7 @@ def test_tls_negotiates_exactly_the_intermediate_suites(
     with edge_for_key() as edge, ThreadPoolExecutor(8) as pool:
         port = edge.conf.tls_port
         tried = [("-tls1_2", c) for c in tls12] + [("-tls1_3", c) for c in tls13]
-        results = pool.map(lambda t: (t, _negotiates(port, edge.host, *t)), tried)
+        results = pool.map(lambda t: (t, _negotiates(openssl, port, edge.host, *t)), tried)
         negotiated = {cipher for (version, cipher), ok in results if ok}
     authentication = "-ECDSA-" if key_type == "ecdsa" else "-RSA-"
     expected = {c for c in MOZILLA_INTERMEDIATE_TLS12 if authentication in c} | MOZILLA_TLS13
@@ -742,13 +750,13 @@ def test_tls_negotiates_exactly_the_intermediate_suites(
 
 
 @pytest.fixture
-def old_protocol_server(tmp_path: Path) -> Iterator[int]:
+def old_protocol_server(tmp_path: Path, openssl: str) -> Iterator[int]:
     """`openssl s_server` accepting TLS 1.0 and 1.1: shows the client below really tries them."""
     tmp_path.chmod(0o755)
     files = self_signed_certificate(tmp_path, "old.test")
     port = free_port()
     process = subprocess.Popen(
-        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", files.certificate,
+        [openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", files.certificate,
          "-key", files.key, "-cipher", "ALL:@SECLEVEL=0", "-min_protocol", "TLSv1", "-www"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -768,16 +776,18 @@ def old_protocol_server(tmp_path: Path) -> Iterator[int]:
 
 
 def test_tls_1_0_and_1_1_are_refused_and_no_session_ticket_is_issued(
-    production: Edge, old_protocol_server: int
+    production: Edge, old_protocol_server: int, openssl: str
 ) -> None:
     for version, name in (("-tls1", "TLSv1"), ("-tls1_1", "TLSv1.1")):
         offered = (version, "-cipher", "ALL:@SECLEVEL=0")
-        control = s_client(old_protocol_server, *offered, servername="old.test")
+        control = s_client(openssl, old_protocol_server, *offered, servername="old.test")
         assert control["protocol"] == name, control
-        refused = s_client(production.conf.tls_port, *offered, servername=production.host)
+        refused = s_client(openssl, production.conf.tls_port, *offered, servername=production.host)
         assert refused["cipher"] == "(NONE)", refused
-    assert s_client(old_protocol_server, "-tls1_2", servername="old.test")["ticket"] == "yes"
-    session = s_client(production.conf.tls_port, "-tls1_2", servername=production.host)
+    assert (
+        s_client(openssl, old_protocol_server, "-tls1_2", servername="old.test")["ticket"] == "yes"
+    )
+    session = s_client(openssl, production.conf.tls_port, "-tls1_2", servername=production.host)
     assert session["protocol"] == "TLSv1.2" and session["ticket"] == "no", session
 
 

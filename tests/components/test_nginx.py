@@ -36,8 +36,6 @@ from tests.support.servers import (
     self_signed_certificate,
 )
 
-pytestmark = pytest.mark.servers
-
 ITEMS = "/api/v1/items"
 TLS_HOST = "edge.test"
 """The name the TLS tests serve: nginx refuses a handshake without a name it has a certificate
@@ -64,7 +62,7 @@ def client(edge: NginxServer) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def certificate() -> Iterator[TlsFiles]:
+def certificate(openssl: str) -> Iterator[TlsFiles]:
     """A self-signed certificate for TLS_HOST, made with the openssl CLI."""
     root = new_temp_root("safeguard-tls-")
     yield self_signed_certificate(root, TLS_HOST)
@@ -72,6 +70,7 @@ def certificate() -> Iterator[TlsFiles]:
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+@pytest.mark.usefixtures("nginx")
 def test_nginx_accepts_the_rendered_config(tls: bool, certificate: TlsFiles, tmp_path: Path):
     conf = nginx_test_conf(
         tmp_path, free_port(), upstream="127.0.0.1:8000", tls=certificate if tls else None
@@ -83,6 +82,7 @@ def test_nginx_accepts_the_rendered_config(tls: bool, certificate: TlsFiles, tmp
     assert "test is successful" in result.stderr
 
 
+@pytest.mark.usefixtures("nginx")
 def test_nginx_rejects_a_config_it_cannot_load(tmp_path: Path):
     # The check above is only worth something if nginx -t can fail on this config.
     conf = nginx_test_conf(tmp_path, free_port(), upstream="127.0.0.1:8000")
@@ -305,6 +305,7 @@ def test_tls_serves_https_with_hsts_and_sends_plain_http_there(
     assert httpx.get(f"{plain_url}{HEALTH_PATH}").status_code == 200
 
 
+@pytest.mark.usefixtures("nginx")
 def test_tls_conf_needs_the_certificate_files(tmp_path: Path):
     missing = TlsFiles(certificate=str(tmp_path / "none.crt"), key=str(tmp_path / "none.key"))
     config = tmp_path / "nginx.conf"

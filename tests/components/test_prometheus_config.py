@@ -16,8 +16,6 @@ Two things differ on a test machine, and only those are changed in the copy unde
 from __future__ import annotations
 
 import functools
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -26,21 +24,15 @@ import yaml
 
 from components.prometheus import RULES_DIR
 from tests.support.deployed import deployed_files
+from tests.support.programs import Run
 
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Meta labels that kubernetes_sd_configs role node sets (upstream docs).
 NODE_META_PREFIX = "__meta_kubernetes_node_"
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("promtool")
-    if binary is None:
-        raise RuntimeError("promtool not found: install Debian's prometheus package (.ci/run does)")
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
-
-
 @functools.cache
-def promtool_has_kubernetes_sd() -> bool:
+def promtool_has_kubernetes_sd(promtool: Run) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "probe.yml"
         probe.write_text(
@@ -49,20 +41,20 @@ def promtool_has_kubernetes_sd() -> bool:
         return promtool("check", "config", str(probe)).returncode == 0
 
 
-def for_this_machine(config: dict, root: Path) -> dict:
+def for_this_machine(config: dict, root: Path, promtool: Run) -> dict:
     """A copy of `config` that promtool can check here (see the module docstring)."""
     text = yaml.safe_dump(config)
     text = text.replace(f"{RULES_DIR}/", f"{root}/rules/")
     text = text.replace(SERVICE_ACCOUNT, str(root / "serviceaccount"))
     copy = yaml.safe_load(text)
-    if not promtool_has_kubernetes_sd():
+    if not promtool_has_kubernetes_sd(promtool):
         for job in copy["scrape_configs"]:
             if job.pop("kubernetes_sd_configs", None) is not None:
                 job["static_configs"] = [{"targets": ["kubernetes.default.svc:443"]}]
     return copy
 
 
-def write_tree(stack: str, root: Path) -> Path:
+def write_tree(stack: str, root: Path, promtool: Run) -> Path:
     files = deployed_files(stack)
     (root / "rules").mkdir(parents=True)
     for path, text in files.items():
@@ -73,13 +65,15 @@ def write_tree(stack: str, root: Path) -> Path:
     (root / "serviceaccount" / "ca.crt").write_text("")
     config = yaml.safe_load(files["/etc/prometheus/prometheus.yml"])
     target = root / "prometheus.yml"
-    target.write_text(yaml.safe_dump(for_this_machine(config, root)))
+    target.write_text(yaml.safe_dump(for_this_machine(config, root, promtool)))
     return target
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "production"])
-def test_promtool_accepts_the_deployed_config_and_its_rules(stack: str, tmp_path: Path) -> None:
-    result = promtool("check", "config", str(write_tree(stack, tmp_path)))
+def test_promtool_accepts_the_deployed_config_and_its_rules(
+    stack: str, tmp_path: Path, promtool: Run
+) -> None:
+    result = promtool("check", "config", str(write_tree(stack, tmp_path, promtool)))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     rule_files = sorted((tmp_path / "rules").glob("*.yaml"))
@@ -88,9 +82,9 @@ def test_promtool_accepts_the_deployed_config_and_its_rules(stack: str, tmp_path
         assert f"Checking {rule_file}" in output, output  # the rule_files glob matched them
 
 
-def test_promtool_rejects_a_config_with_a_missing_token(tmp_path: Path) -> None:
+def test_promtool_rejects_a_config_with_a_missing_token(tmp_path: Path, promtool: Run) -> None:
     # The token path is really checked, so creating the file above is what makes it pass.
-    config = write_tree("production", tmp_path)
+    config = write_tree("production", tmp_path, promtool)
     (tmp_path / "serviceaccount" / "token").unlink()
     result = promtool("check", "config", str(config))
     assert result.returncode != 0 and "token" in result.stdout + result.stderr

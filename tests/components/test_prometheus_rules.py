@@ -6,7 +6,6 @@ that depends on a series a case where it stays quiet."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import promql_parser
@@ -16,15 +15,9 @@ import yaml
 from components.common import FILES
 from components.prometheus import RULES_DIR
 from tests.support.deployed import deployed_files
+from tests.support.programs import Run
 
 RULE_TESTS = FILES / "alerts" / "tests"
-
-
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("promtool")
-    if binary is None:
-        raise RuntimeError("promtool not found: install Debian's prometheus package (.ci/run does)")
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=120)
 
 
 def deployed_rules(stack: str = "production") -> dict[str, str]:
@@ -63,7 +56,7 @@ def deployed_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "production"])
-def test_promtool_checks_the_deployed_rules(stack: str, tmp_path: Path) -> None:
+def test_promtool_checks_the_deployed_rules(stack: str, tmp_path: Path, promtool: Run) -> None:
     rules = deployed_rules(stack)
     assert rules, "the stack deploys no rule files"
     for name, text in rules.items():
@@ -79,7 +72,7 @@ def _counts(output: str) -> list[str]:
     return [line.split()[1] for line in output.splitlines() if "SUCCESS:" in line]
 
 
-def test_promtool_unit_tests_pass_on_the_deployed_rules(deployed_tree: Path) -> None:
+def test_promtool_unit_tests_pass_on_the_deployed_rules(deployed_tree: Path, promtool: Run) -> None:
     files = sorted(str(p) for p in (deployed_tree / "tests").glob("*.yaml"))
     result = promtool("test", "rules", *files)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -126,7 +119,7 @@ def _reads_series(expr: str) -> bool:
     return found
 
 
-def test_a_wrong_expectation_fails(deployed_tree: Path, tmp_path: Path) -> None:
+def test_a_wrong_expectation_fails(deployed_tree: Path, tmp_path: Path, promtool: Run) -> None:
     # The unit tests compare annotations exactly; a changed text must fail them.
     spec = yaml.safe_load((deployed_tree / "tests" / "availability.yaml").read_text())
     check = next(c for t in spec["tests"] for c in t["alert_rule_test"] if c["exp_alerts"])

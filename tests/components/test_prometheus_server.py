@@ -27,8 +27,6 @@ from tests.support.servers import (
     new_temp_root,
 )
 
-pytestmark = pytest.mark.servers
-
 STACK = "dev"
 WEBHOOKS = {"alertWebhookCritical": "http://127.0.0.1:9/critical"}
 
@@ -46,7 +44,7 @@ def eventually(check: Callable[[], Any], timeout: float = 15, what: str = "") ->
 
 
 @pytest.fixture(scope="module")
-def alertmanager() -> Iterator[AlertmanagerServer]:
+def alertmanager(alertmanager_binary: str) -> Iterator[AlertmanagerServer]:
     root = new_temp_root("safeguard-am-")
     server = AlertmanagerServer(
         root=root, config=deployed_files(STACK, **WEBHOOKS)["/etc/alertmanager/alertmanager.yml"]
@@ -59,7 +57,9 @@ def alertmanager() -> Iterator[AlertmanagerServer]:
 
 
 @pytest.fixture(scope="module")
-def prometheus(live_app: LiveApp, alertmanager: AlertmanagerServer) -> Iterator[PrometheusServer]:
+def prometheus(
+    live_app: LiveApp, alertmanager: AlertmanagerServer, prometheus_binary: str
+) -> Iterator[PrometheusServer]:
     root = new_temp_root("safeguard-prom-")
     files = deployed_files(STACK, **WEBHOOKS)
     (root / "rules").mkdir()

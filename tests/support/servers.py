@@ -8,7 +8,6 @@ so when the suite runs as root its cluster belongs to the `postgres` user and is
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import secrets
@@ -27,6 +26,15 @@ import httpx
 import psycopg
 
 from components.nginx import NginxConf, TlsFiles
+from tests.support.programs import (
+    ALERTMANAGER,
+    INITDB,
+    NGINX,
+    OPENSSL,
+    PG_CTL,
+    PROMETHEUS,
+    REDIS_SERVER,
+)
 
 
 def free_port() -> int:
@@ -45,14 +53,6 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-def _postgres_bin(name: str) -> str:
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
-    found = candidates[0] if candidates else shutil.which(name)
-    if not found:
-        raise RuntimeError(f"{name} not found: install Debian's postgresql package (.ci/run does)")
-    return found
 
 
 def _as_postgres_user(cmd: list[str]) -> list[str]:
@@ -90,7 +90,7 @@ class PostgresServer:
         subprocess.run(
             _as_postgres_user(
                 [
-                    _postgres_bin("initdb"),
+                    INITDB.path(),
                     "-D", str(self.data_dir),
                     "-U", "postgres",
                     "--auth-local=trust",
@@ -111,7 +111,7 @@ class PostgresServer:
         subprocess.run(
             _as_postgres_user(
                 [
-                    _postgres_bin("pg_ctl"), "start", "-w", "-t", "30",
+                    PG_CTL.path(), "start", "-w", "-t", "30",
                     "-D", str(self.data_dir), "-l", str(self.root / "server.log"), "-o", options,
                 ]
             ),
@@ -122,7 +122,7 @@ class PostgresServer:
     def stop(self) -> None:
         subprocess.run(
             _as_postgres_user(
-                [_postgres_bin("pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.data_dir)]
+                [PG_CTL.path(), "stop", "-w", "-m", "fast", "-D", str(self.data_dir)]
             ),
             check=False,
             capture_output=True,
@@ -158,11 +158,7 @@ class RedisServer:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/{db}"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        if not Path(binary).exists():
-            raise RuntimeError(
-                "redis-server not found: install Debian's redis-server (.ci/run does)"
-            )
+        binary = REDIS_SERVER.path()
         self.root.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
@@ -271,20 +267,10 @@ class ServerProcess:
         return RuntimeError(f"{message}\n--- stdout\n{self.stdout()}\n--- stderr\n{self.stderr()}")
 
 
-NGINX = "/usr/sbin/nginx"
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or NGINX
-    if not Path(found).exists():
-        raise RuntimeError("nginx not found: install Debian's nginx package (.ci/run does)")
-    return found
-
-
 def nginx_check(config: Path) -> subprocess.CompletedProcess[str]:
     """`nginx -t` on `config`, with its directory as the prefix (relative paths resolve there)."""
     return subprocess.run(
-        [nginx_binary(), "-e", "stderr", "-p", f"{config.parent}/", "-c", str(config), "-t"],
+        [NGINX.path(), "-e", "stderr", "-p", f"{config.parent}/", "-c", str(config), "-t"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -317,7 +303,7 @@ class NginxServer:
     def start(self, timeout: float = 10) -> NginxServer:
         self.write()
         process = self.server.spawn(
-            [nginx_binary(), "-e", "stderr", "-p", f"{self.root}/", "-c", str(self.config_path),
+            [NGINX.path(), "-e", "stderr", "-p", f"{self.root}/", "-c", str(self.config_path),
              "-g", "daemon off;"]
         )  # fmt: skip
         deadline = time.monotonic() + timeout
@@ -363,7 +349,7 @@ class PrometheusServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20) -> PrometheusServer:
-        binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+        binary = PROMETHEUS.path()
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "prometheus.yml"
         config.write_text(self.config)
@@ -418,11 +404,7 @@ class AlertmanagerServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20) -> AlertmanagerServer:
-        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-        if binary is None:
-            raise RuntimeError(
-                "alertmanager not found: install Debian's prometheus-alertmanager (.ci/run does)"
-            )
+        binary = ALERTMANAGER.path()
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "alertmanager.yml"
         config.write_text(self.config)
@@ -535,7 +517,7 @@ def self_signed_certificate(root: Path, host: str, key_type: str = "rsa") -> Tls
     new_key = {"rsa": ["rsa:2048"], "ecdsa": ["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]}
     cert, key = root / f"{host}-{key_type}.crt", root / f"{host}-{key_type}.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", *new_key[key_type], "-nodes", "-days", "1",
+        [OPENSSL.path(), "req", "-x509", "-newkey", *new_key[key_type], "-nodes", "-days", "1",
          "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}",
          "-addext", f"subjectAltName=DNS:{host}"],
         check=True,

@@ -1,0 +1,91 @@
+"""The programs the tests run besides Python, where each is found, and the Debian package that
+installs it (`.ci/run` installs them all).
+
+A test needs a program through a fixture (tests/conftest.py): the fixture's programs give the
+test the `servers` marker, and the session checks before the first test that every program the
+selected tests need is installed, naming the missing ones and their packages in one message.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from subprocess import CompletedProcess
+
+
+@dataclass(frozen=True)
+class Program:
+    """An executable the tests run, and where it comes from."""
+
+    name: str
+    package: str
+    """The Debian package that installs it."""
+    places: tuple[str, ...] = ()
+    """Glob patterns searched before PATH: where Debian installs it off PATH (PostgreSQL's
+    binaries are versioned under /usr/lib/postgresql; /usr/sbin is not on every user's PATH)."""
+
+    def find(self) -> str | None:
+        """Its path, or None when it is not installed."""
+        for pattern in self.places:
+            for candidate in sorted(glob.glob(pattern), reverse=True):
+                if os.access(candidate, os.X_OK):
+                    return candidate
+        return shutil.which(self.name)
+
+    def path(self) -> str:
+        """Its path; RuntimeError naming the package when it is not installed."""
+        found = self.find()
+        used = _used.get()
+        if used is not None:
+            used.add(self)
+        if found is None:
+            raise RuntimeError(
+                f"{self.name} not found: install Debian's {self.package} package (.ci/run does)"
+            )
+        return found
+
+
+INITDB = Program("initdb", "postgresql", ("/usr/lib/postgresql/*/bin/initdb",))
+PG_CTL = Program("pg_ctl", "postgresql", ("/usr/lib/postgresql/*/bin/pg_ctl",))
+REDIS_SERVER = Program("redis-server", "redis-server")
+NGINX = Program("nginx", "nginx", ("/usr/sbin/nginx",))
+OPENSSL = Program("openssl", "openssl")
+PROMETHEUS = Program("prometheus", "prometheus")
+PROMTOOL = Program("promtool", "prometheus")
+ALERTMANAGER = Program(
+    "alertmanager", "prometheus-alertmanager", ("/usr/bin/prometheus-alertmanager",)
+)
+AMTOOL = Program("amtool", "prometheus-alertmanager")
+
+
+Run = Callable[..., CompletedProcess[str]]
+"""A program's `run(*args)`, as `runner` gives it."""
+
+_used: ContextVar[set[Program] | None] = ContextVar("safeguard_programs_used", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[set[Program]]:
+    """The programs whose `path()` is asked for inside the block."""
+    used: set[Program] = set()
+    token = _used.set(used)
+    try:
+        yield used
+    finally:
+        _used.reset(token)
+
+
+def runner(program: Program, timeout: float = 120) -> Run:
+    """`run(*args)`: the program with `args`, its output captured as text."""
+    binary = program.path()
+
+    def run(*args: str) -> CompletedProcess[str]:
+        return subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout)
+
+    return run
