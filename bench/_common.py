@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -14,6 +15,17 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def argument_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The command line of `python -m <module>`: the usage line names that command (the scripts
+    import the project, so they run as modules of the checkout, not as files), and --help shows
+    every option's default."""
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
 
 
 class BenchError(RuntimeError):

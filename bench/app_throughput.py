@@ -32,7 +32,14 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench._common import REPO_ROOT, BenchError, print_machine, tree_cpu_seconds, write_json
+from bench._common import (
+    REPO_ROOT,
+    BenchError,
+    argument_parser,
+    print_machine,
+    tree_cpu_seconds,
+    write_json,
+)
 from components.nginx import NginxConf, render_nginx_conf
 from tests.support.app_process import app_env
 from tests.support.servers import (
@@ -223,11 +230,11 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser("bench.app_throughput", __doc__)
     parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
     parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per run")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="app worker processes")
     parser.add_argument(
         "--rounds",

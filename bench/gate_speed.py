@@ -17,7 +17,6 @@ a venv of its own.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -25,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench._common import BenchError, print_machine, run_timed, write_json
+from bench._common import BenchError, argument_parser, print_machine, run_timed, write_json
 from infra.offline.check import load_manifests
 from tests.support.manifests import generate
 
@@ -70,11 +69,7 @@ def _side_by_side(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.gate_speed",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = argument_parser("bench.gate_speed", __doc__)
     parser.add_argument(
         "directories", nargs="*", type=Path, metavar="DIR", help="third-party manifests to time"
     )

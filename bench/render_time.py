@@ -10,14 +10,13 @@ AppService components are registered on the same platform object, under the same
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench._common import median, print_machine, write_json
+from bench._common import argument_parser, median, print_machine, write_json
 from components.app_service import AppService, AppServiceArgs
 from infra import program
 from infra.offline.render import render
@@ -109,10 +108,12 @@ def time_apps(count: int, repeat: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--apps", default="1,10,50")
-    parser.add_argument("--json", type=Path, default=None)
+    parser = argument_parser("bench.render_time", __doc__)
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs per stack (the median is reported)"
+    )
+    parser.add_argument("--apps", default="1,10,50", help="AppService components to grow to")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     info = print_machine()
 
