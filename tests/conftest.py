@@ -3,10 +3,10 @@ served as a process and nginx in front of it for the edge and monitoring tests; 
 programs the tests run (promtool, amtool, openssl, nginx -t, Prometheus, Alertmanager).
 
 Which programs a test needs follows from its fixtures (PROGRAM_FIXTURES): such a test gets the
-`servers` marker, so `-m "not servers"` runs exactly the tests that need nothing installed, and
-before the first test the session stops with one message when a program the selected tests need
-is missing. A test that runs a program no fixture of its declared fails, so the marker cannot
-drift from what the tests really run.
+`servers` marker (the Docker tests the `docker` marker too), so `-m "not servers"` runs exactly
+the tests that need nothing installed, and before the first test the session stops with one
+message when a program the selected tests need is missing. A test that runs a program no fixture
+of its declared fails, so the marker cannot drift from what the tests really run.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tests.support.app_process import APP_REDIS_DB, flush_redis
 from tests.support.programs import (
     ALERTMANAGER,
     AMTOOL,
+    DOCKER,
     INITDB,
     NGINX,
     OPENSSL,
@@ -62,9 +63,12 @@ PROGRAM_FIXTURES: dict[str, tuple[Program, ...]] = {
     "amtool": (AMTOOL,),
     "prometheus_binary": (PROMETHEUS,),
     "alertmanager_binary": (ALERTMANAGER,),
+    "docker_client": (DOCKER,),
 }
 """The fixtures that run a program, directly or through a server they start; a fixture that
 depends on one of these (database_url, live_app, ...) needs its programs too."""
+DOCKER_FIXTURES = frozenset({"docker_client"})
+"""The tests that use these also get the `docker` marker."""
 _NEEDS = pytest.StashKey[frozenset[Program]]()
 
 
@@ -80,6 +84,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.stash[_NEEDS] = needs
         if needs:
             item.add_marker(pytest.mark.servers)
+        if DOCKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.docker)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

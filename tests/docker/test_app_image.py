@@ -35,7 +35,7 @@ from tests.support.mocks import StackRun, unwrap
 from tests.support.servers import PostgresServer, RedisServer, free_port
 
 # The first test's set-up may make the base image (debootstrap) and build the app's.
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
 

@@ -22,8 +22,6 @@ import pytest
 from tests.support.dockerd import create_container, create_volume, deliver, diff
 from tests.support.mocks import StackRun, unwrap
 
-pytestmark = pytest.mark.docker
-
 SERVICES = ("nginx", "prometheus", "alertmanager", "grafana")
 
 

@@ -62,6 +62,8 @@ ALERTMANAGER = Program(
     "alertmanager", "prometheus-alertmanager", ("/usr/bin/prometheus-alertmanager",)
 )
 AMTOOL = Program("amtool", "prometheus-alertmanager")
+DOCKER = Program("docker", "docker.io", ("/usr/bin/docker",))
+"""The client of the Docker daemon the Docker tests drive (tests/support/dockerd.py)."""
 
 
 Run = Callable[..., CompletedProcess[str]]
