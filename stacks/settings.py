@@ -460,9 +460,19 @@ class _Rule:
     check: Callable[[Settings], _Found]
 
 
-def _autoscale_bound(s: Settings) -> _Found:
-    if s.app.autoscale_max is not None and s.app.autoscale_max < s.app.replicas:
-        yield "app.autoscaleMax", f"must be at least app.replicas ({s.app.replicas})"
+def _when(
+    reads: tuple[str, ...],
+    where: str,
+    applies: Callable[[Settings], bool],
+    message: str | Callable[[Settings], str],
+) -> _Rule:
+    """A rule with one problem: `message` about `where` when `applies`."""
+
+    def check(s: Settings) -> _Found:
+        if applies(s):
+            yield where, message(s) if callable(message) else message
+
+    return _Rule(reads, check)
 
 
 def _request_within_limit(section: str, kind: str) -> _Rule:
@@ -495,79 +505,18 @@ def _docker_compute(section: str, name: str, key: str) -> _Rule:
     return _Rule(("platform", f"{section}.resources.{key}"), check)
 
 
-def _docker_network(s: Settings) -> _Found:
-    networks = s.edge.internal_network
-    if s.platform == "docker" and (
-        len(networks) != 1 or ipaddress.ip_network(networks[0]).version != 4
-    ):
-        yield (
-            "edge.internalNetwork",
-            f"on docker, one IPv4 subnet for the backend network, got {list(networks)}",
-        )
-
-
-def _docker_replicas(s: Settings) -> _Found:
-    if s.platform == "docker" and (s.app.replicas != 1 or s.app.autoscale_max is not None):
-        yield (
-            "app.replicas",
-            "Docker runs one container per service; use replicas 1 and no autoscaleMax",
-        )
-
-
-def _docker_backups(s: Settings) -> _Found:
-    if s.platform == "docker" and s.postgres.backup_enabled:
-        yield (
-            "postgres.backupEnabled",
-            "scheduled backups need the kubernetes platform (CronJob); set false on docker",
-        )
-
-
-def _docker_tls(s: Settings) -> _Found:
-    if s.platform == "docker" and (s.edge.tls_secret or s.edge.ingress_class):
-        yield "edge", "tlsSecret and ingressClass exist only on the kubernetes platform"
-
-
-def _cluster_build(s: Settings) -> _Found:
-    if s.platform == "kubernetes" and s.app.build:
-        yield (
-            "app.build",
-            "a cluster cannot run an image built on this machine; push it and set app.image",
-        )
-
-
-def _production_replicas(s: Settings) -> _Found:
-    if s.is_production and s.app.replicas < 2:
-        yield "app.replicas", f"production needs at least 2, got {s.app.replicas}"
-
-
-def _production_origins(s: Settings) -> _Found:
-    if s.is_production and not s.app.allowed_origins:
-        yield "app.allowedOrigins", "production needs explicit origins"
-
-
-def _production_tls(s: Settings) -> _Found:
-    if s.is_production and not s.edge.tls_secret:
-        yield "edge.tlsSecret", "production needs TLS; name the certificate Secret"
-
-
-def _production_storage(s: Settings) -> _Found:
-    if s.is_production and not s.persistent_storage:
-        yield "persistentStorage", "production needs persistent storage"
-
-
-def _production_platform(s: Settings) -> _Found:
-    if s.is_production and s.platform != "kubernetes":
-        yield "platform", "production runs on kubernetes"
-
-
-def _production_backups(s: Settings) -> _Found:
-    if s.is_production and not s.postgres.backup_enabled:
-        yield "postgres.backupEnabled", "production needs backups"
+def _one_ipv4_subnet(networks: tuple[str, ...]) -> bool:
+    return len(networks) == 1 and ipaddress.ip_network(networks[0]).version == 4
 
 
 _COMPUTE_SECTIONS = ("app", "postgres", "redis")
 _RULES = (
-    _Rule(("app.replicas", "app.autoscaleMax"), _autoscale_bound),
+    _when(
+        ("app.replicas", "app.autoscaleMax"),
+        "app.autoscaleMax",
+        lambda s: s.app.autoscale_max is not None and s.app.autoscale_max < s.app.replicas,
+        lambda s: f"must be at least app.replicas ({s.app.replicas})",
+    ),
     *(
         _request_within_limit(section, kind)
         for section in _COMPUTE_SECTIONS
@@ -578,17 +527,79 @@ _RULES = (
         for section in _COMPUTE_SECTIONS
         for name in ComputeSettings.model_fields
     ),
-    _Rule(("platform", "edge.internalNetwork"), _docker_network),
-    _Rule(("platform", "app.replicas", "app.autoscaleMax"), _docker_replicas),
-    _Rule(("platform", "postgres.backupEnabled"), _docker_backups),
-    _Rule(("platform", "edge.tlsSecret", "edge.ingressClass"), _docker_tls),
-    _Rule(("platform", "app.build"), _cluster_build),
-    _Rule(("environment", "app.replicas"), _production_replicas),
-    _Rule(("environment", "app.allowedOrigins"), _production_origins),
-    _Rule(("environment", "edge.tlsSecret"), _production_tls),
-    _Rule(("environment", "persistentStorage"), _production_storage),
-    _Rule(("environment", "platform"), _production_platform),
-    _Rule(("environment", "postgres.backupEnabled"), _production_backups),
+    # What one Docker host cannot do.
+    _when(
+        ("platform", "edge.internalNetwork"),
+        "edge.internalNetwork",
+        lambda s: s.platform == "docker" and not _one_ipv4_subnet(s.edge.internal_network),
+        lambda s: (
+            "on docker, one IPv4 subnet for the backend network, got "
+            f"{list(s.edge.internal_network)}"
+        ),
+    ),
+    _when(
+        ("platform", "app.replicas", "app.autoscaleMax"),
+        "app.replicas",
+        lambda s: (
+            s.platform == "docker" and (s.app.replicas != 1 or s.app.autoscale_max is not None)
+        ),
+        "Docker runs one container per service; use replicas 1 and no autoscaleMax",
+    ),
+    _when(
+        ("platform", "postgres.backupEnabled"),
+        "postgres.backupEnabled",
+        lambda s: s.platform == "docker" and s.postgres.backup_enabled,
+        "scheduled backups need the kubernetes platform (CronJob); set false on docker",
+    ),
+    _when(
+        ("platform", "edge.tlsSecret", "edge.ingressClass"),
+        "edge",
+        lambda s: s.platform == "docker" and bool(s.edge.tls_secret or s.edge.ingress_class),
+        "tlsSecret and ingressClass exist only on the kubernetes platform",
+    ),
+    _when(
+        ("platform", "app.build"),
+        "app.build",
+        lambda s: s.platform == "kubernetes" and s.app.build,
+        "a cluster cannot run an image built on this machine; push it and set app.image",
+    ),
+    # What production demands on top.
+    _when(
+        ("environment", "app.replicas"),
+        "app.replicas",
+        lambda s: s.is_production and s.app.replicas < 2,
+        lambda s: f"production needs at least 2, got {s.app.replicas}",
+    ),
+    _when(
+        ("environment", "app.allowedOrigins"),
+        "app.allowedOrigins",
+        lambda s: s.is_production and not s.app.allowed_origins,
+        "production needs explicit origins",
+    ),
+    _when(
+        ("environment", "edge.tlsSecret"),
+        "edge.tlsSecret",
+        lambda s: s.is_production and not s.edge.tls_secret,
+        "production needs TLS; name the certificate Secret",
+    ),
+    _when(
+        ("environment", "persistentStorage"),
+        "persistentStorage",
+        lambda s: s.is_production and not s.persistent_storage,
+        "production needs persistent storage",
+    ),
+    _when(
+        ("environment", "platform"),
+        "platform",
+        lambda s: s.is_production and s.platform != "kubernetes",
+        "production runs on kubernetes",
+    ),
+    _when(
+        ("environment", "postgres.backupEnabled"),
+        "postgres.backupEnabled",
+        lambda s: s.is_production and not s.postgres.backup_enabled,
+        "production needs backups",
+    ),
 )
 
 
@@ -820,6 +831,31 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+_SHAPES = {
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+}
+_TYPES = {
+    "int_type": "must be an integer",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+}
+
+
+def _expected(kind: str, context: Mapping[str, Any]) -> str | None:
+    """pydantic's error, as the house words it; None: pydantic's own message."""
+    if kind == "literal_error":
+        return "must be one of " + context["expected"].replace("'", "").replace(" or ", ", ")
+    if kind == "greater_than_equal":
+        return f"must be at least {context['ge']}"
+    if kind == "less_than_equal":
+        return f"must be at most {context['le']}"
+    return _TYPES.get(kind)
+
+
 def _problem(error: Mapping[str, Any], stack: str) -> str:
     loc = error["loc"]
     where = _where(loc)
@@ -833,25 +869,10 @@ def _problem(error: Mapping[str, Any], stack: str) -> str:
         message = _MISSING.get(_field_path(loc), "required")
         if where == "environment":
             message = f"{message} (stack {stack!r})"
-    elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        message = f"must be an object, got {_kind(value)}"
-    elif kind in ("tuple_type", "list_type"):
-        message = f"must be a list, got {_kind(value)}"
-    elif kind == "int_type":
-        message = f"must be an integer{shown}"
-    elif kind == "bool_type":
-        message = f"must be true or false{shown}"
-    elif kind == "string_type":
-        message = f"must be a string{shown}"
-    elif kind == "literal_error":
-        expected = context.get("expected", "").replace("'", "").replace(" or ", ", ")
-        message = f"must be one of {expected}{shown}"
-    elif kind == "greater_than_equal":
-        message = f"must be at least {context['ge']}{shown}"
-    elif kind == "less_than_equal":
-        message = f"must be at most {context['le']}{shown}"
+    elif kind in _SHAPES:
+        message = f"{_SHAPES[kind]}, got {_kind(value)}"
     elif kind == "setting":
         message = str(error["msg"])
     else:
-        message = f"{error['msg']}{shown}"
+        message = f"{_expected(kind, context) or error['msg']}{shown}"
     return f"{NAMESPACE}:{where}: {message}"
