@@ -84,9 +84,13 @@ def render(run: StackRun) -> dict[str, str]:
 
 
 def render_stack(stack: str, out: Path) -> list[Path]:
-    """Render `stack` into `out/<stack>/`, replacing what an earlier render left there."""
+    """Render `stack` into `out/<stack>/`, replacing what an earlier render left there; the
+    program's warnings go to stderr, as `pulumi preview` shows them."""
     target = out / stack
-    files = render(run_stack(stack))
+    run = run_stack(stack)
+    for warning in run.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    files = render(run)
     if target.exists():
         for old in sorted(target.rglob("*.yaml")):
             old.unlink()

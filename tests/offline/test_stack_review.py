@@ -87,3 +87,14 @@ def test_a_stack_with_nothing_to_warn_about_has_no_warnings(
 ) -> None:
     assert main(["check", "--stack", "dev", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["warnings"] == []
+
+
+def test_render_shows_the_warnings_on_stderr(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["render", "--stack", "production", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert [line.split(" (pulumi config", 1)[0] for line in captured.err.splitlines()] == [
+        f"warning: {warning}" for warning in WEBHOOKS_AND_KEYS
+    ]
+    assert captured.out.startswith("rendered ")
