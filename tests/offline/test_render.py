@@ -104,4 +104,4 @@ def test_render_leaves_stderr_clean_run_after_run(tmp_path: Path) -> None:
         assert "Exception ignored" not in err and "Traceback" not in err, err
         assert "ResourceWarning" not in err, err
         # Only the stack's own warnings remain (production sets no alert webhooks).
-        assert all(line.startswith("safeguard:") for line in err.splitlines()), err
+        assert all(line.startswith("warning: safeguard:") for line in err.splitlines()), err

@@ -48,7 +48,10 @@ def test_a_copied_stack_is_refused_without_its_pack_config_then_warned_about(
     assert checked.returncode == 0, checked.stderr
     report = json.loads(checked.stdout)
     assert report["config"] == "policies/config/qa.json"
-    shared = [w for w in report["warnings"] if w.startswith("safeguard:namespace:")]
+    assert {w["kind"] for w in report["warnings"]} == {"program"}
+    shared = [
+        w["message"] for w in report["warnings"] if w["message"].startswith("safeguard:namespace:")
+    ]
     assert shared == [
         "safeguard:namespace: stack 'staging' (Pulumi.staging.yaml) deploys into "
         "'safeguard-staging' too; on one cluster the two stacks would replace each other's "
@@ -71,15 +74,24 @@ def test_production_warnings_are_in_the_text_and_json_reports(
 ) -> None:
     assert main(["check", "--stack", "production"]) == 0
     text = capsys.readouterr().out
-    assert "Warnings (nothing refused; review them):" in text
-    for warning in WEBHOOKS_AND_KEYS:
-        assert f"  - {warning}" in text
-    assert "3 warning(s)" in text.splitlines()[-1]
+    listed = text.split("\nWarnings:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split(" (pulumi config", 1)[0] for line in listed] == [
+        f"  - {warning}" for warning in WEBHOOKS_AND_KEYS
+    ]
+    assert text.splitlines()[-1].startswith("PASSED: ")
 
-    assert main(["check", "--stack", "production", "--json"]) == 0
+    assert main(["check", "--stack", "production", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert [w.split(" (pulumi config", 1)[0] for w in report["warnings"]] == list(WEBHOOKS_AND_KEYS)
+    assert [
+        (w["kind"], w["message"].split(" (pulumi config", 1)[0]) for w in report["warnings"]
+    ] == [("program", warning) for warning in WEBHOOKS_AND_KEYS]
     assert report["summary"]["warnings"] == 3 and report["summary"]["passed"] is True
+
+    assert main(["check", "--stack", "production", "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert "#### 3 warnings" in markdown
+    for warning in WEBHOOKS_AND_KEYS:
+        assert warning.split(":", 1)[1].split(":", 1)[0] in markdown
 
 
 def test_a_stack_with_nothing_to_warn_about_has_no_warnings(
