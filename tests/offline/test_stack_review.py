@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.offline.cli import main
+from tests.support.cli import run_check
 from tests.support.project import copy_checkout
 
 WEBHOOKS_AND_KEYS = (
@@ -72,23 +73,24 @@ def test_manifests_checked_for_a_stack_without_pack_config_are_refused(tmp_path:
 def test_production_warnings_are_in_the_text_and_json_reports(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["check", "--stack", "production"]) == 0
-    text = capsys.readouterr().out
+    code, text, _ = run_check(capsys, "--stack", "production")
+    assert code == 0
     listed = text.split("\nWarnings:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert [line.split(" (pulumi config", 1)[0] for line in listed] == [
         f"  - {warning}" for warning in WEBHOOKS_AND_KEYS
     ]
     assert text.splitlines()[-1].startswith("PASSED: ")
 
-    assert main(["check", "--stack", "production", "--format", "json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    code, out, _ = run_check(capsys, "--stack", "production", "--format", "json")
+    assert code == 0
+    report = json.loads(out)
     assert [
         (w["kind"], w["message"].split(" (pulumi config", 1)[0]) for w in report["warnings"]
     ] == [("program", warning) for warning in WEBHOOKS_AND_KEYS]
     assert report["summary"]["warnings"] == 3 and report["summary"]["passed"] is True
 
-    assert main(["check", "--stack", "production", "--format", "markdown"]) == 0
-    markdown = capsys.readouterr().out
+    code, markdown, _ = run_check(capsys, "--stack", "production", "--format", "markdown")
+    assert code == 0
     assert "#### 3 warnings" in markdown
     for warning in WEBHOOKS_AND_KEYS:
         assert warning.split(":", 1)[1].split(":", 1)[0] in markdown
@@ -97,8 +99,8 @@ def test_production_warnings_are_in_the_text_and_json_reports(
 def test_a_stack_with_nothing_to_warn_about_has_no_warnings(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["check", "--stack", "dev", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["warnings"] == []
+    code, out, _ = run_check(capsys, "--stack", "dev", "--json")
+    assert code == 0 and json.loads(out)["warnings"] == []
 
 
 def test_render_shows_the_warnings_on_stderr(
