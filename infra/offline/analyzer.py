@@ -1,21 +1,33 @@
 """Drives a CrossGuard policy pack exactly as the Pulumi engine does, without the Pulumi CLI.
 
-The pack runs as its own process (`python -u -m pulumi.policy <engine-address> .` in the pack
-directory, the command behind `pulumi-analyzer-policy-python`), prints its Analyzer gRPC port
-on stdout and is then driven through the `pulumi.runtime.proto` stubs: GetAnalyzerInfo,
-Configure (with a `--policy-pack-config` file reconciled as the engine does), Analyze per
-resource and AnalyzeStack for the whole stack (one call at a time, or a whole update at once with
-`analyze_all`, pipelined over one channel). A tiny in-process Engine service receives the
-pack's Log calls.
+The pack runs as its own process, started the way the CLI starts a Python pack, and prints its
+Analyzer gRPC port on stdout:
+
+- `launcher="language-host"` (CLI 3.221 and later, the default): the Python language host runs
+  `python3 -u -m pulumi.policy <engine address> <absolute pack dir>` in the pack directory, with
+  `python3` (or `PULUMI_PYTHON_CMD`) from PATH and no virtualenv, once it has the stack's
+  ConfigureStack (it answers Handshake itself and sets PULUMI_ORGANIZATION/PROJECT/STACK/
+  DRY_RUN/CONFIG from it);
+- `launcher="shim"` (CLI 3.220 and earlier): the `pulumi-analyzer-policy-python` script runs
+  `${PULUMI_PYTHON_CMD:-python3} -u -m pulumi.policy <engine address> .` in the pack directory
+  with the same variables set by the engine, and Handshake and ConfigureStack reach the pack.
+
+It is then driven through the `pulumi.runtime.proto` stubs in the engine's order: [Handshake],
+ConfigureStack, GetPluginInfo, GetAnalyzerInfo, Configure (a `--policy-pack-config` file
+reconciled as the engine does), Remediate then Analyze for each resource, AnalyzeStack over the
+whole stack and Cancel on shutdown. A tiny in-process Engine service receives the pack's Log
+calls.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import difflib
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
@@ -28,12 +40,14 @@ from typing import Any, Final, Literal
 
 import grpc
 import jsonschema
+import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
-from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2_grpc
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2_grpc, plugin_pb2
 
 from infra.offline.wire import SECRET_SIG, SIG_KEY
 
 EnforcementLevel = Literal["advisory", "mandatory", "remediate", "disabled"]
+Launcher = Literal["language-host", "shim", "script"]
 _LEVELS: Final[Mapping[str, int]] = {
     "advisory": analyzer_pb2.ADVISORY,
     "mandatory": analyzer_pb2.MANDATORY,
@@ -42,6 +56,10 @@ _LEVELS: Final[Mapping[str, int]] = {
 }
 _LEVEL_NAMES: Final[Mapping[int, str]] = {v: k for k, v in _LEVELS.items()}
 
+UNKNOWN_NOTE: Final = "can't run policy '"
+"""How pulumi-policy starts the advisory note it reports instead of a verdict when a policy reads
+a value not known during preview (pulumi/pulumi-policy@v1.21.0:sdk/python/lib/pulumi_policy/
+policy.py#_PolicyAnalyzerServicer.Analyze and AnalyzeStack, on UnknownValueError)."""
 
 _MAX_MESSAGE: Final = 400 * 1024 * 1024
 _CHANNEL_OPTIONS: Final = [
@@ -71,6 +89,27 @@ class Provider:
     """`default_<version>` for the engine's default provider."""
     urn: str
     properties: Mapping[str, Any] = field(default_factory=dict)
+    """The provider's inputs: its package config and `version`."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """The resource options the engine sends with each resource (AnalyzerResourceOptions)."""
+
+    protect: bool = False
+    ignore_changes: Sequence[str] = ()
+    delete_before_replace: bool | None = None
+    """None when the program left it unset (`deleteBeforeReplaceDefined` false)."""
+    additional_secret_outputs: Sequence[str] = ()
+    aliases: Sequence[str] = ()
+    """Alias URNs."""
+    custom_timeouts: Mapping[str, float] = field(default_factory=dict)
+    """Seconds per operation: `create`, `update`, `delete`, `read`."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.custom_timeouts) - {"create", "update", "delete", "read"}
+        if unknown:
+            raise ValueError(f"custom_timeouts: unknown operations {sorted(unknown)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,13 +121,18 @@ class Resource:
     name: str
     """The resource's logical name."""
     properties: Mapping[str, Any] = field(default_factory=dict)
-    """Inputs in the engine's camelCase wire format; `wire.UNKNOWN` and `Secret` values allowed."""
+    """Inputs after the provider's Check, in the engine's camelCase wire format; `wire.UNKNOWN`
+    and `Secret` values (or wire-format secret markers) allowed. Remediate and Analyze get them."""
+    outputs: Mapping[str, Any] | None = None
+    """What the provider returned for the resource (its state); AnalyzeStack gets them. None
+    sends `properties` (a manifest is its own state)."""
     urn: str = ""
     """Defaults to a URN built from the pack process's project and stack."""
     parent: str = ""
     """The parent's URN."""
     provider: Provider | None = None
     """The provider managing the resource; None sends none (component resources)."""
+    options: Options = field(default_factory=Options)
     dependencies: Sequence[str] = ()
     """URNs this resource depends on (AnalyzeStack only)."""
     property_dependencies: Mapping[str, Sequence[str]] = field(default_factory=dict)
@@ -106,6 +150,12 @@ class Diagnostic:
     description: str
     policy_pack_name: str
     policy_pack_version: str
+
+    @property
+    def unknown_during_preview(self) -> bool:
+        """The SDK's note for a policy that read a value not known during preview: advisory,
+        never a verdict (the engine prints it like any advisory finding)."""
+        return self.enforcement_level == "advisory" and self.message.startswith(UNKNOWN_NOTE)
 
 
 @dataclass(frozen=True)
@@ -157,14 +207,40 @@ class LogRecord:
 # --- --policy-pack-config files --------------------------------------------------------------
 
 
-def parse_pack_config(raw: Mapping[str, Any] | None) -> dict[str, PolicyConfig]:
-    """Parses a `--policy-pack-config` document the way the engine does.
+@dataclass(frozen=True)
+class PackConfig:
+    """A parsed `--policy-pack-config` document."""
 
-    Each key is a policy name or "all"; each value an enforcement level string or an object with
-    an optional `enforcementLevel` and config properties. Empty entries are dropped.
-    """
+    policies: Mapping[str, PolicyConfig]
+    """Per policy name (or "all"), what the file sets."""
+    environments: tuple[str, ...] = ()
+    """Pulumi ESC environments the file names (resolved by Pulumi Cloud backends only)."""
+
+
+def parse_pack_config(raw: Mapping[str, Any] | None) -> PackConfig:
+    """Parses a `--policy-pack-config` document the way the CLI does
+    (pulumi/pulumi@v3.259.0:pkg/resource/analyzer/config.go#parsePolicyPackConfig): an
+    `environments` array of strings (since CLI 3.231) is taken out first; every other key is a
+    policy name or "all", its value an enforcement level or an object with an optional
+    `enforcementLevel` and config properties. Entries with neither are dropped."""
+    if raw is None:
+        return PackConfig({})
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"must be a JSON object, not {_json_type(raw)}")
+    entries = dict(raw)
+    environments: tuple[str, ...] = ()
+    if "environments" in entries:
+        given = entries.pop("environments")
+        if not isinstance(given, list):
+            raise ValueError(f'"environments" must be an array of strings, got {_json_type(given)}')
+        for index, value in enumerate(given):
+            if not isinstance(value, str):
+                raise ValueError(
+                    f'"environments[{index}]" must be a string, got {_json_type(value)}'
+                )
+        environments = tuple(given)
     result: dict[str, PolicyConfig] = {}
-    for name, value in (raw or {}).items():
+    for name, value in entries.items():
         level = ""
         properties: dict[str, Any] | None = None
         if isinstance(value, str):
@@ -173,14 +249,28 @@ def parse_pack_config(raw: Mapping[str, Any] | None) -> dict[str, PolicyConfig]:
             properties = {k: v for k, v in value.items() if k != "enforcementLevel"} or None
             level = value.get("enforcementLevel", "")
             if not isinstance(level, str):
-                raise ValueError(f"{name}: {level!r} is not a valid enforcement level")
+                raise ValueError(
+                    f"parsing enforcement level for {name!r}: {level!r} is not a valid "
+                    "enforcement level; must be a string"
+                )
         else:
-            raise ValueError(f"{name}: {value!r} is not a valid value; must be a string or object")
+            raise ValueError(
+                f"parsing {name!r}: {value!r} is not a valid value; must be a string or object"
+            )
         if level and level not in _LEVELS:
-            raise ValueError(f"{name}: {level!r} is not a valid enforcement level")
+            raise ValueError(
+                f"parsing enforcement level for {name!r}: {level!r} is not a valid enforcement "
+                f"level (one of {', '.join(_LEVELS)})"
+            )
         if level or properties:
             result[name] = PolicyConfig(level, properties)
-    return result
+    return PackConfig(result, environments)
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", dict: "an object", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, int | float) else "null"
+    )
 
 
 def load_pack_config(path: Path) -> dict[str, Any]:
@@ -192,11 +282,22 @@ def load_pack_config(path: Path) -> dict[str, Any]:
 def reconcile_config(info: AnalyzerInfo, raw: Mapping[str, Any] | None) -> dict[str, PolicyConfig]:
     """The config the engine sends to Configure: defaults, then "all", then per policy.
 
-    Mirrors ReconcilePolicyPackConfig in pulumi/pkg: schema defaults and default levels first,
-    "all" sets every level, named entries override; the result is validated against each
+    Mirrors pulumi/pulumi@v3.259.0:pkg/resource/analyzer/config.go#ReconcilePolicyPackConfig:
+    schema defaults and default levels first, "all" sets every level, named entries override,
+    every entry of the file is sent (so "all" is too); the result is validated against each
     policy's config schema (an invalid config stops the engine, so it raises ValueError here).
+
+    Stricter than the CLI on purpose: a key that names no policy of the pack is refused,
+    naming the closest policy. The CLI sends it along and the pack ignores it, so a typo would
+    silently leave the intended policy at its default level.
     """
-    given = parse_pack_config(raw)
+    given = parse_pack_config(raw).policies
+    names = [policy.name for policy in info.policies]
+    for name in given:
+        if name != "all" and name not in names:
+            closest = difflib.get_close_matches(name, names, n=1, cutoff=0.0)
+            hint = f'; did you mean "{closest[0]}"?' if closest else ""
+            raise ValueError(f'unknown policy "{name}": pack {info.name} has no such policy{hint}')
     result: dict[str, PolicyConfig] = {}
     for policy in info.policies:
         defaults = {
@@ -217,6 +318,13 @@ def reconcile_config(info: AnalyzerInfo, raw: Mapping[str, Any] | None) -> dict[
         result[name] = PolicyConfig(
             config.enforcement_level or current.enforcement_level, properties or None
         )
+    for name, config in result.items():
+        # analyzer_plugin.go#(*analyzer).Configure refuses an entry without a valid level.
+        if config.enforcement_level not in _LEVELS:
+            raise ValueError(
+                f"{name}: invalid enforcement level {config.enforcement_level!r} (an entry with "
+                "properties only needs an enforcementLevel here)"
+            )
     errors = []
     for policy in info.policies:
         if policy.config_schema is None:
@@ -253,6 +361,78 @@ def to_struct(properties: Mapping[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
+def _internal_keys_skipped(properties: Mapping[str, Any]) -> Mapping[str, Any]:
+    # MarshalProperties(SkipInternalKeys: true) for Analyze and AnalyzeStack
+    # (pulumi/pulumi@v3.259.0:pkg/resource/plugin/analyzer_plugin.go#(*analyzer).Analyze).
+    if not any(str(key).startswith("__") for key in properties):
+        return properties
+    return {k: v for k, v in properties.items() if not str(k).startswith("__")}
+
+
+# --- how the CLI starts the pack -------------------------------------------------------------
+
+
+def pack_project(pack_dir: Path) -> dict[str, Any]:
+    """PulumiPolicy.yaml of the pack, as the CLI loads it (workspace.LoadPolicyPack)."""
+    path = pack_dir / "PulumiPolicy.yaml"
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PolicyPackError(
+            f"{pack_dir} has no PulumiPolicy.yaml; is it a policy pack?"
+        ) from None
+    except yaml.YAMLError as error:
+        raise PolicyPackError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(loaded, dict):
+        raise PolicyPackError(f"{path} must be a mapping")
+    return loaded
+
+
+def _runtime_options(project: Mapping[str, Any]) -> dict[str, Any]:
+    runtime = project.get("runtime")
+    options = runtime.get("options") if isinstance(runtime, Mapping) else None
+    return dict(options) if isinstance(options, Mapping) else {}
+
+
+def language_host_python(pack_dir: Path, project: Mapping[str, Any]) -> str:
+    """The interpreter the Python language host picks for a pack since CLI 3.221
+    (pulumi/pulumi@v3.259.0:sdk/python/cmd/pulumi-language-python/main.go#parseOptions, with no
+    default virtualenv for analyzers; sdk/python/toolchain/toolchain.go#ResolveToolchain;
+    sdk/python/toolchain/pip.go#CommandPath)."""
+    options = _runtime_options(project)
+    toolchain = options.get("toolchain", "")
+    if toolchain not in ("", "pip"):
+        raise PolicyPackError(f"the {toolchain} toolchain of {pack_dir} is not emulated here")
+    if not toolchain:
+        for directory in (pack_dir, *pack_dir.parents):
+            for lock in ("uv.lock", "poetry.lock"):
+                if (directory / lock).is_file():
+                    raise PolicyPackError(
+                        f"{directory / lock} makes the CLI run the pack with "
+                        f"{lock.split('.')[0]}, which is not emulated here"
+                    )
+    if options.get("virtualenv"):
+        return str(pack_dir / str(options["virtualenv"]) / "bin" / "python")
+    names = [os.environ["PULUMI_PYTHON_CMD"]] if os.environ.get("PULUMI_PYTHON_CMD") else []
+    for name in names or ["python3", "python"]:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise PolicyPackError(
+        "no python3 on PATH: the CLI runs the pack with python3 (or PULUMI_PYTHON_CMD) from PATH"
+    )
+
+
+def shim_python(pack_dir: Path, project: Mapping[str, Any]) -> str:
+    """The interpreter `pulumi-analyzer-policy-python` runs (pulumi/pulumi@v3.220.0:
+    sdk/python/dist/pulumi-analyzer-policy-python): the `virtualenv` option's python, else
+    `${PULUMI_PYTHON_CMD:-python3}`."""
+    virtualenv = _runtime_options(project).get("virtualenv")
+    if virtualenv:
+        return str(pack_dir / str(virtualenv) / "bin" / "python")
+    return os.environ.get("PULUMI_PYTHON_CMD") or "python3"
+
+
 # --- the engine side -------------------------------------------------------------------------
 
 
@@ -285,18 +465,29 @@ class PolicyPackProcess:
         *,
         project: str = "safeguard",
         stack: str = "dev",
+        organization: str = "organization",
         dry_run: bool = True,
-        launcher: Literal["engine", "script"] = "engine",
+        config: Mapping[str, str] | None = None,
+        config_secret_keys: Sequence[str] = (),
+        tags: Mapping[str, str] | None = None,
+        launcher: Launcher = "language-host",
         startup_timeout: float = 60.0,
         call_timeout: float = 60.0,
-        python: str = sys.executable,
+        python: str | None = None,
     ) -> None:
-        """`launcher="engine"` starts the pack like the Pulumi engine does; "script" runs
-        `python -u <pack_dir>/__main__.py` from the current directory instead."""
+        """`dry_run` is the engine's: True in `pulumi preview` and the preview of `pulumi up`,
+        False in the update. `config` is the stack's config (`<namespace>:<key>` -> value), as
+        ConfigureStack carries it. `launcher` picks how the CLI starts the pack (see the
+        module docstring); "script" runs `python -u <pack_dir>/__main__.py` from the current
+        directory instead. `python` overrides the interpreter the launcher would pick."""
         self.pack_dir = Path(pack_dir).resolve()
         self.project = project
         self.stack = stack
-        self._dry_run = dry_run
+        self.organization = organization
+        self.dry_run = dry_run
+        self._config = dict(config or {})
+        self._config_secret_keys = list(config_secret_keys)
+        self._tags = dict(tags or {})
         self._launcher = launcher
         self._startup_timeout = startup_timeout
         self._call_timeout = call_timeout
@@ -310,6 +501,14 @@ class PolicyPackProcess:
         self._stderr_lines: list[str] = []
         self._stderr_thread: threading.Thread | None = None
         self._info: AnalyzerInfo | None = None
+        self._project_version = ""
+        self.command: list[str] = []
+        """The command line the pack was started with."""
+        self.plugin_version = ""
+        """What GetPluginInfo answered (the policy SDK's version)."""
+        self.calls: list[str] = []
+        """Every RPC sent to the pack, in order."""
+        self._calls_lock = threading.Lock()
 
     # -- lifecycle --
 
@@ -326,13 +525,19 @@ class PolicyPackProcess:
         self.stop()
 
     def start(self) -> None:
+        """Starts the pack as the CLI does and makes the calls the engine makes before any
+        resource: [Handshake], ConfigureStack and GetPluginInfo."""
         if self._process is not None:
             raise PolicyPackError("the policy pack is already started")
         if not (self.pack_dir / "__main__.py").is_file():
             raise PolicyPackError(f"{self.pack_dir} has no __main__.py; is it a policy pack?")
         try:
+            project = pack_project(self.pack_dir) if self._launcher != "script" else {}
+            # analyzer_plugin.go#NewPolicyAnalyzer keeps PulumiPolicy.yaml's version; it
+            # replaces the pack's own in GetAnalyzerInfo and in every diagnostic.
+            self._project_version = str(project.get("version") or "")
             engine_address = self._start_engine()
-            self._spawn(engine_address)
+            self._spawn(engine_address, project)
             port = self._read_port()
             # The engine's limit (400 MiB) rather than gRPC's 4 MiB: a large stack's
             # AnalyzeStack request, or the diagnostics of a large batch, exceed the default.
@@ -342,6 +547,7 @@ class PolicyPackProcess:
             except grpc.FutureTimeoutError:
                 raise PolicyPackError(self._failure(f"did not accept gRPC on {port}")) from None
             self._stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
+            self._first_calls(engine_address)
         except BaseException:
             self.stop()
             raise
@@ -354,34 +560,84 @@ class PolicyPackProcess:
         self._engine_server = server
         return f"127.0.0.1:{port}"
 
-    def _spawn(self, engine_address: str) -> None:
-        env = {
-            **os.environ,
+    def _stack_env(self) -> dict[str, str]:
+        # Only the non-empty ones: pulumi/pulumi@v3.259.0:sdk/python/cmd/
+        # pulumi-language-python/main.go#RunPlugin (maybeAppendEnv), and pulumi/pulumi@v3.220.0:
+        # sdk/go/common/resource/plugin/analyzer_plugin.go#constructEnv before 3.221.
+        values = {
+            "PULUMI_ORGANIZATION": self.organization,
             "PULUMI_PROJECT": self.project,
             "PULUMI_STACK": self.stack,
-            "PULUMI_DRY_RUN": "true" if self._dry_run else "false",
-            "PULUMI_ORGANIZATION": "organization",
-            "PYTHONUNBUFFERED": "1",
+            "PULUMI_DRY_RUN": "true" if self.dry_run else "false",
+            "PULUMI_CONFIG": json.dumps(self._config) if self._config else "",
         }
-        if self._launcher == "engine":
-            command = [self._python, "-u", "-m", "pulumi.policy", engine_address, "."]
+        return {k: v for k, v in values.items() if v}
+
+    def _spawn(self, engine_address: str, project: Mapping[str, Any]) -> None:
+        if self._launcher == "language-host":
+            python = self._python or language_host_python(self.pack_dir, project)
+            command = [python, "-u", "-m", "pulumi.policy", engine_address, str(self.pack_dir)]
+            # The language host puts the stack's variables first and the CLI's whole environment
+            # after them; Go's exec keeps the last of duplicate keys.
+            env = {**self._stack_env(), **os.environ}
+            cwd = self.pack_dir
+        elif self._launcher == "shim":
+            python = self._python or shim_python(self.pack_dir, project)
+            command = [python, "-u", "-m", "pulumi.policy", engine_address, "."]
+            env = {**os.environ, **self._stack_env()}
             cwd = self.pack_dir
         else:
-            command = [self._python, "-u", str(self.pack_dir / "__main__.py")]
+            command = [self._python or sys.executable, "-u", str(self.pack_dir / "__main__.py")]
+            env = {**os.environ, **self._stack_env()}
             cwd = Path.cwd()
-        self._process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        self.command = command
+        try:
+            self._process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env={**env, "PYTHONUNBUFFERED": "1"},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as error:
+            raise PolicyPackError(
+                f"cannot start the policy pack with {command[0]}: {error}; {_PYTHON_HINT}"
+            ) from error
         threading.Thread(
             target=_drain, args=(self._process.stdout, self._stdout), daemon=True
         ).start()
         self._stderr_thread = threading.Thread(target=self._collect_stderr, daemon=True)
         self._stderr_thread.start()
+
+    def _first_calls(self, engine_address: str) -> None:
+        if self._launcher == "shim":
+            # Since CLI 3.221 the language host's PolicyProxy answers Handshake itself
+            # (pulumi/pulumi@v3.259.0:sdk/policy_proxy.go#Handshake); before, it reached the pack.
+            directory = str(self.pack_dir)
+            self._tolerating_unimplemented(
+                "Handshake",
+                analyzer_pb2.AnalyzerHandshakeRequest(
+                    engine_address=engine_address,
+                    root_directory=directory,
+                    program_directory=directory,
+                ),
+            )
+        self._tolerating_unimplemented(
+            "ConfigureStack",
+            analyzer_pb2.AnalyzerStackConfigureRequest(
+                stack=self.stack,
+                project=self.project,
+                organization=self.organization,
+                dry_run=self.dry_run,
+                config=self._config,
+                config_secret_keys=self._config_secret_keys,
+                tags=self._tags,
+            ),
+        )
+        # pulumi/pulumi@v3.259.0:pkg/host/host.go#(*defaultHost).PolicyAnalyzer
+        info: plugin_pb2.PluginInfo = self._call("GetPluginInfo", empty_pb2.Empty())
+        self.plugin_version = info.version
 
     def _collect_stderr(self) -> None:
         assert self._process is not None and self._process.stderr is not None
@@ -424,10 +680,18 @@ class PolicyPackProcess:
         code = process.poll() if process is not None else None
         status = f" (exit code {code})" if code is not None else ""
         stderr = self.stderr.strip() or "(nothing on stderr)"
-        return f"policy pack {self.pack_dir} {what}{status}; its stderr:\n{stderr}"
+        hint = f"\n{_PYTHON_HINT}" if "ModuleNotFoundError" in stderr else ""
+        python = f" with {self.command[0]}" if self.command else ""
+        return f"policy pack {self.pack_dir}{python} {what}{status}; its stderr:\n{stderr}{hint}"
 
     def stop(self) -> None:
-        """Stops the pack process and the engine service; safe to call more than once."""
+        """Sends Cancel (as the engine does on shutdown), then stops the pack process and the
+        engine service; safe to call more than once."""
+        if self._stub is not None and self._process is not None and self._process.poll() is None:
+            # pkg/host/host.go#SignalCancellation; UNIMPLEMENTED and a pack already gone are fine.
+            with contextlib.suppress(grpc.RpcError):
+                self._record("Cancel")
+                self._stub.Cancel(empty_pb2.Empty(), timeout=5)
         if self._channel is not None:
             self._channel.close()
             self._channel = None
@@ -450,17 +714,35 @@ class PolicyPackProcess:
 
     # -- calls --
 
+    def _record(self, method: str) -> None:
+        with self._calls_lock:
+            self.calls.append(method)
+
     def _call(self, method: str, request: Any) -> Any:
         if self._stub is None:
             raise PolicyPackError("the policy pack is not running; use it as a context manager")
+        self._record(method)
         try:
             return getattr(self._stub, method)(request, timeout=self._call_timeout)
         except grpc.RpcError as error:
             detail = f"{method} failed: {error.code().name}: {error.details()}"  # type: ignore[attr-defined]
             raise PolicyPackError(self._failure(detail)) from error
 
+    def _tolerating_unimplemented(self, method: str, request: Any) -> None:
+        try:
+            self._call(method, request)
+        except PolicyPackError as error:
+            cause = error.__cause__
+            if not (
+                isinstance(cause, grpc.RpcError) and cause.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+            ):
+                raise
+
     def info(self) -> AnalyzerInfo:
-        """GetAnalyzerInfo: the pack's name, version and policies."""
+        """GetAnalyzerInfo: the pack's name, version and policies; asked once and cached, as the
+        engine does. The version is PulumiPolicy.yaml's when it has one."""
+        if self._info is not None:
+            return self._info
         response = self._call("GetAnalyzerInfo", empty_pb2.Empty())
         kinds = {
             analyzer_pb2.POLICY_TYPE_RESOURCE: "resource",
@@ -468,7 +750,7 @@ class PolicyPackProcess:
         }
         self._info = AnalyzerInfo(
             name=response.name,
-            version=response.version,
+            version=self._project_version or response.version,
             supports_config=response.supportsConfig,
             policies=tuple(
                 PolicyInfo(
@@ -492,13 +774,15 @@ class PolicyPackProcess:
         """Configure with a `--policy-pack-config` document (dict or JSON file); returns the
         reconciled per-policy config that was sent. None sends the pack's defaults."""
         raw = load_pack_config(config) if isinstance(config, Path) else config
-        info = self._info or self.info()
+        info = self.info()
         reconciled = reconcile_config(info, raw)
         request = analyzer_pb2.ConfigureAnalyzerRequest()
         for name, policy_config in reconciled.items():
             entry = analyzer_pb2.PolicyConfig(
-                enforcementLevel=_LEVELS.get(policy_config.enforcement_level, analyzer_pb2.ADVISORY)
+                enforcementLevel=_LEVELS[policy_config.enforcement_level]
             )
+            # Always a Struct, empty without properties (structpb.NewStruct in Configure).
+            entry.properties.SetInParent()
             if policy_config.properties:
                 entry.properties.update(_encode(policy_config.properties))
             request.policyConfig[name].CopyFrom(entry)
@@ -520,9 +804,26 @@ class PolicyPackProcess:
                 urn=d.urn,
                 description=d.description,
                 policy_pack_name=d.policyPackName,
-                policy_pack_version=d.policyPackVersion,
+                policy_pack_version=self._project_version or d.policyPackVersion,
             )
             for d in response.diagnostics
+        ]
+
+    def _remediation_diagnostics(self, response: Any, urn: str) -> list[Diagnostic]:
+        # A remediation's diagnostic is shown as an advisory finding on the resource
+        # (pulumi/pulumi@v3.259.0:pkg/resource/deploy/step_generator.go, "First pass").
+        return [
+            Diagnostic(
+                policy_name=r.policyName,
+                enforcement_level="advisory",
+                message=r.diagnostic,
+                urn=urn,
+                description=r.description,
+                policy_pack_name=r.policyPackName,
+                policy_pack_version=self._project_version or r.policyPackVersion,
+            )
+            for r in response.remediations
+            if r.diagnostic
         ]
 
     def _provider(self, resource: Resource) -> analyzer_pb2.AnalyzerProviderResource | None:
@@ -533,7 +834,23 @@ class PolicyPackProcess:
             type=provider.type,
             name=provider.name,
             urn=provider.urn,
-            properties=to_struct(provider.properties),
+            properties=to_struct(_internal_keys_skipped(provider.properties)),
+        )
+
+    def _options(self, resource: Resource) -> analyzer_pb2.AnalyzerResourceOptions:
+        # analyzer_plugin.go#marshalResourceOptions
+        options = resource.options
+        return analyzer_pb2.AnalyzerResourceOptions(
+            protect=options.protect,
+            ignoreChanges=list(options.ignore_changes),
+            deleteBeforeReplace=bool(options.delete_before_replace),
+            deleteBeforeReplaceDefined=options.delete_before_replace is not None,
+            additionalSecretOutputs=list(options.additional_secret_outputs),
+            aliases=list(options.aliases),
+            customTimeouts=analyzer_pb2.AnalyzerResourceOptions.CustomTimeouts(
+                **options.custom_timeouts
+            ),
+            parent=resource.parent,
         )
 
     def _analyze_request(self, resource: Resource) -> analyzer_pb2.AnalyzeRequest:
@@ -541,61 +858,104 @@ class PolicyPackProcess:
             type=resource.type,
             name=resource.name,
             urn=self._urn(resource),
-            properties=to_struct(resource.properties),
-            options=analyzer_pb2.AnalyzerResourceOptions(parent=resource.parent),
+            properties=to_struct(_internal_keys_skipped(resource.properties)),
+            options=self._options(resource),
             provider=self._provider(resource),
         )
 
+    @staticmethod
+    def _remediated(
+        request: analyzer_pb2.AnalyzeRequest, response: Any
+    ) -> analyzer_pb2.AnalyzeRequest:
+        """The request Analyze gets: the properties of the last remediation that changed them."""
+        changed = [
+            r for r in response.remediations if not r.diagnostic and r.HasField("properties")
+        ]
+        if not changed:
+            return request
+        remediated = analyzer_pb2.AnalyzeRequest()
+        remediated.CopyFrom(request)
+        remediated.properties.CopyFrom(changed[-1].properties)
+        return remediated
+
     def analyze(self, resource: Resource) -> list[Diagnostic]:
-        """Analyze: the diagnostics of the resource policies for one resource."""
-        return self._diagnostics(self._call("Analyze", self._analyze_request(resource)))
+        """Remediate, then Analyze: the diagnostics of the resource policies for one resource."""
+        request = self._analyze_request(resource)
+        remediation = self._call("Remediate", request)
+        found = self._remediation_diagnostics(remediation, self._urn(resource))
+        analyzed = self._call("Analyze", self._remediated(request, remediation))
+        return found + self._diagnostics(analyzed)
 
     def analyze_all(
         self, resources: Iterable[Resource], *, in_flight: int = 8
     ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]:
-        """What the engine does over a whole update: Analyze for every resource, then
-        AnalyzeStack over all of them. Returns ([(resource, its diagnostics)], stack
-        diagnostics). See `analyze_each`."""
+        """What the engine does over a whole update: Remediate and then Analyze for every
+        resource, then AnalyzeStack over all of them (with their outputs). Returns
+        ([(resource, its diagnostics)], stack diagnostics). See `analyze_each`."""
         results, stack = self.analyze_each(resources, in_flight=in_flight)
         return results, self.analyze_stack_of(stack)
 
     def analyze_each(
         self, resources: Iterable[Resource], *, in_flight: int = 8
     ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[analyzer_pb2.AnalyzerResource]]:
-        """Analyze for every resource; returns [(resource, its diagnostics)] and the resources
-        as AnalyzeStack takes them, for `analyze_stack_of` (of this pack or another).
+        """Remediate and then Analyze for every resource; returns [(resource, its
+        diagnostics)] and the resources as AnalyzeStack takes them (with their outputs), for
+        `analyze_stack_of` (of this pack or another).
 
-        One channel, up to `in_flight` Analyze calls outstanding (the engine analyzes resources
-        concurrently too), so encoding, transport and the pack's work overlap; each resource's
-        properties are encoded once for both calls. `resources` is consumed lazily: it may be a
-        generator that is still parsing input while the pack works.
+        One channel, up to `in_flight` calls of each kind outstanding (the engine analyzes
+        resources concurrently too), so encoding, transport and the pack's work overlap; each
+        resource's Analyze follows its own Remediate. `resources` is consumed lazily: it may be
+        a generator that is still parsing input while the pack works.
         """
         if self._stub is None:
             raise PolicyPackError("the policy pack is not running; use it as a context manager")
-        method = self._stub.Analyze
-        pending: collections.deque[tuple[Resource, Any]] = collections.deque()
+        stub = self._stub
+        remediating: collections.deque[tuple[Resource, analyzer_pb2.AnalyzeRequest, Any]] = (
+            collections.deque()
+        )
+        analyzing: collections.deque[tuple[Resource, list[Diagnostic], Any]] = collections.deque()
         results: list[tuple[Resource, list[Diagnostic]]] = []
         stack: list[analyzer_pb2.AnalyzerResource] = []
 
-        def settle() -> None:
-            resource, call = pending.popleft()
+        def result(call: Any, method: str) -> Any:
             try:
-                results.append((resource, self._diagnostics(call.result())))
+                return call.result()
             except grpc.RpcError as error:
-                detail = f"Analyze failed: {error.code().name}: {error.details()}"  # type: ignore[attr-defined]
+                detail = f"{method} failed: {error.code().name}: {error.details()}"  # type: ignore[attr-defined]
                 raise PolicyPackError(self._failure(detail)) from error
+
+        def settle_remediation() -> None:
+            resource, request, call = remediating.popleft()
+            response = result(call, "Remediate")
+            found = self._remediation_diagnostics(response, request.urn)
+            self._record("Analyze")
+            future = stub.Analyze.future(
+                self._remediated(request, response), timeout=self._call_timeout
+            )
+            analyzing.append((resource, found, future))
+
+        def settle_analysis() -> None:
+            resource, found, call = analyzing.popleft()
+            results.append((resource, found + self._diagnostics(result(call, "Analyze"))))
 
         try:
             for resource in resources:
                 request = self._analyze_request(resource)
                 stack.append(self._stack_resource(resource, request.properties))
-                pending.append((resource, method.future(request, timeout=self._call_timeout)))
-                if len(pending) >= in_flight:
-                    settle()
-            while pending:
-                settle()
+                self._record("Remediate")
+                remediating.append(
+                    (resource, request, stub.Remediate.future(request, timeout=self._call_timeout))
+                )
+                if len(remediating) >= in_flight:
+                    settle_remediation()
+                if len(analyzing) >= in_flight:
+                    settle_analysis()
+            while remediating:
+                settle_remediation()
+            while analyzing:
+                settle_analysis()
         finally:
-            for _, call in pending:
+            for _, _, call in (*remediating, *analyzing):
                 call.cancel()
         return results, stack
 
@@ -607,24 +967,39 @@ class PolicyPackProcess:
     def analyze_stack(self, resources: Iterable[Resource]) -> list[Diagnostic]:
         """AnalyzeStack: the diagnostics of the stack policies over all resources."""
         request = analyzer_pb2.AnalyzeStackRequest(
-            resources=[self._stack_resource(r, to_struct(r.properties)) for r in resources]
+            resources=[self._stack_resource(r, None) for r in resources]
         )
         return self._diagnostics(self._call("AnalyzeStack", request))
 
     def _stack_resource(
-        self, r: Resource, properties: struct_pb2.Struct
+        self, r: Resource, inputs: struct_pb2.Struct | None
     ) -> analyzer_pb2.AnalyzerResource:
+        # AnalyzeStack gets each resource's outputs, not its inputs
+        # (pulumi/pulumi@v3.259.0:pkg/resource/deploy/step_generator.go#AnalyzeResources);
+        # empty property dependencies are dropped (analyzer_plugin.go#AnalyzeStack).
+        if r.outputs is not None:
+            properties = to_struct(_internal_keys_skipped(r.outputs))
+        else:
+            properties = inputs or to_struct(_internal_keys_skipped(r.properties))
         return analyzer_pb2.AnalyzerResource(
             type=r.type,
             name=r.name,
             urn=self._urn(r),
             properties=properties,
-            options=analyzer_pb2.AnalyzerResourceOptions(parent=r.parent),
+            options=self._options(r),
             provider=self._provider(r),
             parent=r.parent,
             dependencies=list(r.dependencies),
             propertyDependencies={
                 key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))
                 for key, urns in r.property_dependencies.items()
+                if urns
             },
         )
+
+
+_PYTHON_HINT: Final = (
+    "The CLI runs a Python pack with python3 (or PULUMI_PYTHON_CMD) from PATH, no virtualenv: "
+    "it needs Python 3.10 or newer with policies/requirements.txt installed (activate the "
+    "virtualenv that has them, or set PULUMI_PYTHON_CMD to its python)."
+)

@@ -14,6 +14,7 @@ from infra.offline.analyzer import (
     PolicyPackError,
     PolicyPackProcess,
     load_pack_config,
+    parse_pack_config,
     reconcile_config,
 )
 from tests.support.diagnostics import fired, only
@@ -145,11 +146,61 @@ def test_pack_also_serves_when_run_as_a_script(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_startup_failure_shows_the_pack_stderr(tmp_path: Path) -> None:
+    (tmp_path / "PulumiPolicy.yaml").write_text("runtime: python\nversion: 0.0.1\n")
     (tmp_path / "__main__.py").write_text("raise SystemExit('policy pack exploded: bad import')\n")
     process = PolicyPackProcess(tmp_path, startup_timeout=30)
 
     with pytest.raises(PolicyPackError, match="policy pack exploded: bad import"), process:
         pass
+
+
+@pytest.mark.parametrize(
+    ("typo", "closest"),
+    [("k8s-no-rot", "k8s-no-root"), ("image-tag-pined", "image-tag-pinned"), ("ALL", "all")],
+)
+def test_unknown_policy_names_are_refused_naming_the_closest(
+    pack: PolicyPackProcess, typo: str, closest: str
+) -> None:
+    # Stricter than the CLI, which passes the key on and lets the pack ignore it: the typo
+    # would leave the policy meant at its default level.
+    names = [p.name for p in pack.info().policies]
+    expected = closest if closest in names else None
+
+    with pytest.raises(ValueError, match=f'unknown policy "{typo}"') as refused:
+        reconcile_config(pack.info(), {typo: "mandatory"})
+
+    if expected is not None:
+        assert f'did you mean "{expected}"?' in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("environments", "error"),
+    [
+        (["org/env"], None),
+        ([], None),
+        ("org/env", '"environments" must be an array of strings, got a string'),
+        (["org/env", 3], '"environments\\[1\\]" must be a string, got a number'),
+    ],
+)
+def test_environments_key_is_accepted_as_the_cli_accepts_it(
+    pack: PolicyPackProcess, environments: object, error: str | None
+) -> None:
+    config = {"environments": environments, "k8s-probes": "advisory"}
+
+    if error is None:
+        reconciled = reconcile_config(pack.info(), config)
+        assert "environments" not in reconciled
+        assert reconciled["k8s-probes"].enforcement_level == "advisory"
+        assert parse_pack_config(config).environments == tuple(environments)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ValueError, match=error):
+            reconcile_config(pack.info(), config)
+
+
+def test_entry_without_a_level_after_reconciling_is_refused(pack: PolicyPackProcess) -> None:
+    # "all" with properties only reaches Configure without a level: the CLI refuses it.
+    with pytest.raises(ValueError, match="all: invalid enforcement level ''"):
+        reconcile_config(pack.info(), {"all": {"someProperty": 1}})
 
 
 def test_config_file_format_matches_the_engine(tmp_path: Path) -> None:

@@ -1,0 +1,164 @@
+"""The pack started both ways the CLI starts a Python pack, and driven with the engine's own
+sequence of calls (pulumi/pulumi@v3.259.0:pkg/resource/plugin/analyzer_plugin.go,
+sdk/python/cmd/pulumi-language-python/main.go#RunPlugin; pulumi/pulumi@v3.220.0 for the shim)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.offline.analyzer import PolicyPackError, PolicyPackProcess, Resource
+from infra.offline.check import check_program
+from tests.fixtures import unsafe_program
+from tests.support.probe_pack import received, write_probe_pack
+
+RESOURCE = Resource(type="test:index:Thing", name="thing", properties={"size": 3})
+PER_RESOURCE = ["Remediate", "Analyze"]
+
+
+def _python_on_path(bin_dir: Path) -> Path:
+    """A `python3` first on PATH that logs how it was called, then runs this interpreter."""
+    bin_dir.mkdir()
+    log = bin_dir / "calls.log"
+    script = bin_dir / "python3"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {sys.executable} "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return log
+
+
+def _probe(pack: PolicyPackProcess) -> dict:
+    pack.configure(None)
+    analyzed, _ = pack.analyze_all([RESOURCE])
+    messages = [d.message for _, found in analyzed for d in found]
+    return received(messages, "Analyze")["thing"]["process"]
+
+
+def test_language_host_runs_python3_from_path_with_the_absolute_pack_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pack_dir = write_probe_pack(tmp_path / "pack")
+    log = _python_on_path(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("PULUMI_PYTHON_CMD", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    process = PolicyPackProcess(
+        Path("pack"), project="proj", stack="st", dry_run=True, config={"proj:k": "v"}
+    )
+    with process as pack:
+        seen = _probe(pack)
+
+    assert log.read_text().split()[:3] == ["-u", "-m", "pulumi.policy"]
+    assert seen["argv"][1:] == [pack.command[-2], str(pack_dir)]
+    assert seen["cwd"] == str(pack_dir)
+    assert process.command[0] == str(tmp_path / "bin" / "python3")
+    assert seen["env"]["PULUMI_STACK"] == "st" and seen["env"]["PULUMI_PROJECT"] == "proj"
+    assert seen["env"]["PULUMI_DRY_RUN"] == "true" and seen["dry_run"] is True
+    assert json.loads(seen["env"]["PULUMI_CONFIG"]) == {"proj:k": "v"}
+    # The language host answers Handshake itself: the pack never sees it.
+    assert process.calls == [
+        "ConfigureStack",
+        "GetPluginInfo",
+        "GetAnalyzerInfo",
+        "Configure",
+        *PER_RESOURCE,
+        "AnalyzeStack",
+        "Cancel",
+    ]
+
+
+def test_shim_runs_pulumi_python_cmd_with_dot_and_sends_handshake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pack_dir = write_probe_pack(tmp_path / "pack")
+    log = _python_on_path(tmp_path / "bin")
+    monkeypatch.setenv("PULUMI_PYTHON_CMD", str(tmp_path / "bin" / "python3"))
+
+    process = PolicyPackProcess(pack_dir, stack="st", dry_run=False, launcher="shim")
+    with process as pack:
+        seen = _probe(pack)
+
+    assert log.read_text().split() == ["-u", "-m", "pulumi.policy", pack.command[-2], "."]
+    assert seen["cwd"] == str(pack_dir) and seen["argv"][-1] == "."
+    assert seen["env"]["PULUMI_DRY_RUN"] == "false" and seen["dry_run"] is False
+    assert process.calls[:2] == ["Handshake", "ConfigureStack"]
+    assert process.calls[2:] == [
+        "GetPluginInfo",
+        "GetAnalyzerInfo",
+        "Configure",
+        *PER_RESOURCE,
+        "AnalyzeStack",
+        "Cancel",
+    ]
+
+
+def test_every_resource_is_remediated_before_it_is_analyzed(tmp_path: Path) -> None:
+    many = [Resource(type="test:index:Thing", name=f"t{i}") for i in range(20)]
+
+    with PolicyPackProcess(write_probe_pack(tmp_path / "pack")) as pack:
+        pack.configure(None)
+        analyzed, _ = pack.analyze_all(many)
+        calls = pack.calls[pack.calls.index("Configure") + 1 :]
+
+    assert len(analyzed) == 20
+    assert calls.count("Remediate") == calls.count("Analyze") == 20
+    # The n-th Analyze is sent only after the n-th Remediate.
+    for n in range(1, 21):
+        position = [i for i, c in enumerate(calls) if c == "Analyze"][n - 1]
+        assert calls[:position].count("Remediate") >= n
+    assert calls[-1] == "AnalyzeStack"
+
+
+def test_configure_sends_every_policy_with_properties(tmp_path: Path) -> None:
+    with PolicyPackProcess(write_probe_pack(tmp_path / "pack")) as pack:
+        sent = pack.configure({"probe-stack": "disabled"})
+
+    assert set(sent) == {"probe-resource", "probe-stack"}
+    assert sent["probe-stack"].enforcement_level == "disabled"
+
+
+def test_the_pack_version_is_pulumipolicy_yaml_s(tmp_path: Path) -> None:
+    with PolicyPackProcess(write_probe_pack(tmp_path / "pack", version="2.3.4")) as pack:
+        pack.configure(None)
+        diagnostics = pack.analyze(RESOURCE)
+        plugin = pack.plugin_version
+
+    # The pack reports the SDK's "0.0.1"; the CLI shows PulumiPolicy.yaml's version instead.
+    assert pack.info().version == "2.3.4"
+    assert {d.policy_pack_version for d in diagnostics} == {"2.3.4"}
+    assert plugin  # GetPluginInfo: the policy SDK's version
+
+
+def test_report_names_the_pack_as_the_cli_does() -> None:
+    report = check_program(unsafe_program.program, stack="fixture")
+
+    assert (report.pack_name, report.pack_version) == ("safeguard", "0.1.0")
+    assert (
+        report.to_text()
+        .splitlines()[0]
+        .startswith("policy check of stack fixture: pack safeguard@v0.1.0,")
+    )
+    assert report.to_json()["pack"] == {"name": "safeguard", "version": "0.1.0"}
+
+
+def test_a_python_without_the_sdk_gets_a_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    script = bare / "python3"
+    script.write_text(f'#!/bin/sh\nexec {sys.executable} -I -S "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bare}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("PULUMI_PYTHON_CMD", raising=False)
+
+    with (
+        pytest.raises(PolicyPackError, match=r"Python 3\.10 or newer with policies/requirements"),
+        PolicyPackProcess(write_probe_pack(tmp_path / "pack"), startup_timeout=30),
+    ):
+        pass
