@@ -12,6 +12,7 @@ raises one `SettingsError` that lists them all, before the program registers any
 from __future__ import annotations
 
 import difflib
+import hashlib
 import ipaddress
 import json
 import re
@@ -91,10 +92,12 @@ class SettingsError(ValueError):
 _ENCRYPTED = "[encrypted "
 
 
-def encrypted_placeholder(key: str) -> str:
+def encrypted_placeholder(key: str, ciphertext: str = "") -> str:
     """What the offline tool gives the program for a secret it cannot decrypt (`key` is the full
-    key, `safeguard:apiKeys`): its presence counts, its format is `pulumi up`'s to check."""
-    return f"{_ENCRYPTED}{key}]"
+    key, `safeguard:apiKeys`): its presence counts, its format is `pulumi up`'s to check. It
+    names a digest of the ciphertext, so that a new value is a new placeholder."""
+    digest = f" {hashlib.sha256(ciphertext.encode()).hexdigest()[:16]}" if ciphertext else ""
+    return f"{_ENCRYPTED}{key}{digest}]"
 
 
 # --- values, each checked where it is read ----------------------------------------------------

@@ -172,6 +172,7 @@ def test_json_report_shape(pack: PolicyPackProcess) -> None:
         "resources",
         "violations",
         "exemptions",
+        "unknowns",
         "warnings",
         "summary",
     }
@@ -185,6 +186,7 @@ def test_json_report_shape(pack: PolicyPackProcess) -> None:
         "mandatory": 7,  # k8s-probes reports liveness and readiness separately
         "advisory": 1,
         "exemptions": 1,
+        "unknowns": 0,
         "warnings": 0,
         "resources_with_violations": 3,
         "passed": False,
@@ -248,6 +250,38 @@ def test_invalid_pack_config_exits_two(capsys: pytest.CaptureFixture[str], tmp_p
     code, _, err = run_check(capsys, "--stack", "dev", "--policy-config", str(config))
 
     assert code == 2 and "'sometimes' is not a valid enforcement level" in err
+
+
+def test_misspelt_policy_in_pack_config_exits_two_naming_the_closest(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "typo.json"
+    config.write_text(json.dumps({"k8s-no-rot": "mandatory"}))
+
+    code, out, err = run_check(capsys, "--stack", "dev", "--policy-config", str(config))
+
+    assert code == 2 and out == ""
+    assert 'unknown policy "k8s-no-rot"' in err and 'did you mean "k8s-no-root"?' in err
+    assert str(config) in err
+
+
+def test_esc_environments_in_pack_config_are_accepted_with_a_warning(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "esc.json"
+    config.write_text(json.dumps({"environments": ["org/policy-env"], "k8s-probes": "mandatory"}))
+
+    code, out, _ = run_check(capsys, "--stack", "dev", "--policy-config", str(config), "--json")
+
+    report = json.loads(out)
+    assert code == 0
+    assert [
+        w
+        for w in report["warnings"]
+        if w["kind"] == "environments"
+        and "org/policy-env" in w["message"]
+        and "Pulumi Cloud" in w["message"]
+    ]
 
 
 def test_invalid_stack_settings_print_the_settings_error(

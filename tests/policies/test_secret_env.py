@@ -56,16 +56,16 @@ def test_docker_literal_secret_is_reported(pack: PolicyPackProcess) -> None:
     assert "API_TOKEN looks secret but has a literal value (envs[1])" in message
 
 
-@pytest.mark.parametrize("value", [Secret("API_TOKEN=abc123"), UNKNOWN])
-def test_docker_secret_output_or_unknown_value_is_not_literal(
-    pack: PolicyPackProcess, value: Any
-) -> None:
-    diagnostics = pack.analyze(docker(envs=["LOG_LEVEL=info", value]))
+def test_docker_unknown_value_is_not_literal(pack: PolicyPackProcess) -> None:
+    diagnostics = pack.analyze(docker(envs=["LOG_LEVEL=info", UNKNOWN]))
 
     assert violations(diagnostics, "docker-no-literal-secrets") == []
 
 
 def test_docker_env_list_that_is_secret_as_a_whole_passes(pack: PolicyPackProcess) -> None:
+    # The shape the engine sends as soon as one entry is a Pulumi secret: the Docker provider
+    # takes no secrets, so the engine marks the whole list (provider_plugin.go#annotateSecrets).
+    # Which entry was the secret is lost, so a literal beside it cannot be told apart.
     resource = docker(envs=Secret(["DB_PASSWORD=hunter2", "LOG_LEVEL=info"]))
 
     assert pack.analyze(resource) == []

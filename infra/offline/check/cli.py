@@ -36,6 +36,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="a --policy-pack-config file (default: policies/config/<stack>.json with --stack, "
         "else every policy at its default level)",
     )
+    parser.add_argument(
+        "--no-preview",
+        dest="preview",
+        action="store_false",
+        help="check the stack as the update of `pulumi up` does, every value known (default: as "
+        "a first `pulumi preview`, with what the engine does not know yet unknown)",
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
         "--format",
@@ -63,7 +70,7 @@ def _command(args: argparse.Namespace) -> int:
         else:
             from infra.offline.check.programs import check_stack
 
-            report = check_stack(args.stack, pack_config=args.policy_config)
+            report = check_stack(args.stack, pack_config=args.policy_config, preview=args.preview)
     except UnknownStackError as error:
         return _failed(args, str(error), prefix="")
     except CheckError as error:

@@ -1,10 +1,11 @@
-"""The policy pack in its own process, started as the engine starts it, configured with the
-stack's pack config and given every subject: Analyze per resource, AnalyzeStack over all."""
+"""The policy pack in its own process, started as the CLI starts it, configured with the stack's
+pack config and given every subject in the engine's order: Remediate and Analyze per resource,
+AnalyzeStack over all of them."""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -12,12 +13,14 @@ from pathlib import Path
 
 from infra.offline.analyzer import (
     Diagnostic,
+    Launcher,
     PolicyPackError,
     PolicyPackProcess,
     Resource,
     load_pack_config,
+    parse_pack_config,
 )
-from infra.offline.check.report import CheckError, Finding, Report, Subject
+from infra.offline.check.report import CheckError, Finding, Report, ReportWarning, Subject
 from infra.offline.runtime import PROJECT, PROJECT_ROOT, ROOT_STACK_TYPE
 
 PACK_DIR = PROJECT_ROOT / "policies"
@@ -25,23 +28,48 @@ CONFIG_DIR = PACK_DIR / "config"
 
 
 @contextmanager
-def policy_pack(stack: str) -> Iterator[PolicyPackProcess]:
-    """The pack in its own process, started as the engine starts it."""
-    with starting_policy_pack(stack) as ready:
+def policy_pack(
+    stack: str,
+    *,
+    dry_run: bool = True,
+    config: Mapping[str, str] | None = None,
+    secret_keys: Sequence[str] = (),
+    launcher: Launcher = "language-host",
+) -> Iterator[PolicyPackProcess]:
+    """The pack in its own process, started as the CLI starts it."""
+    with starting_policy_pack(
+        stack, dry_run=dry_run, config=config, secret_keys=secret_keys, launcher=launcher
+    ) as ready:
         yield ready()
 
 
 @contextmanager
-def starting_policy_pack(stack: str) -> Iterator[Callable[[], PolicyPackProcess]]:
+def starting_policy_pack(
+    stack: str,
+    *,
+    dry_run: bool = True,
+    config: Mapping[str, str] | None = None,
+    secret_keys: Sequence[str] = (),
+    launcher: Launcher = "language-host",
+) -> Iterator[Callable[[], PolicyPackProcess]]:
     """Start the pack in the background and yield a call that waits until it serves.
 
-    The pack's process spends about a second importing the SDK; the caller's own work (the
-    program under mocks) runs meanwhile, on the other core.
+    `dry_run` and the stack `config` are what the engine's ConfigureStack carries: a preview
+    (`pulumi preview`, the preview of `pulumi up`) or the update. The pack's process spends
+    about a second importing the SDK; the caller's own work (the program under mocks) runs
+    meanwhile, on the other core.
     """
     # No tight deadline per call, like the engine: one AnalyzeStack over tens of thousands of
     # manifests is a single long call.
     pack = PolicyPackProcess(
-        PACK_DIR, project=PROJECT, stack=stack, dry_run=False, call_timeout=900
+        PACK_DIR,
+        project=PROJECT,
+        stack=stack,
+        dry_run=dry_run,
+        config=config,
+        config_secret_keys=secret_keys,
+        launcher=launcher,
+        call_timeout=900,
     )
     with ThreadPoolExecutor(max_workers=1) as pool:
         starting = pool.submit(pack.start)
@@ -99,9 +127,23 @@ def analyze(
     """
     info = pack.info()
     try:
-        pack.configure(load_pack_config(config) if config is not None else None)
+        raw = load_pack_config(config) if config is not None else None
+        environments = parse_pack_config(raw).environments
+        pack.configure(raw)
     except (ValueError, OSError) as error:
         raise CheckError(f"{config}: {error}") from error
+    warnings: list[ReportWarning] = []
+    if environments:
+        # Only a Pulumi Cloud backend resolves them (pulumi/pulumi@v3.259.0:pkg/engine/
+        # update.go, PolicyEnvResolver); `pulumi policy analyze` drops them.
+        warnings.append(
+            ReportWarning(
+                kind="environments",
+                message=f"{_shown(config)} names ESC environments ({', '.join(environments)}): "
+                "only Pulumi Cloud resolves them; this check runs the pack without their "
+                "environment variables",
+            )
+        )
     by_urn: dict[str, Subject] = {}
 
     def resources() -> Iterator[Resource]:
@@ -130,8 +172,10 @@ def analyze(
         pack_version=info.version,
         config=_shown(config),
         resources=len(by_urn),
-        violations=tuple(f for f in findings if not f.exemption),
+        violations=tuple(f for f in findings if not f.exemption and not f.unknown),
         exemptions=tuple(f for f in findings if f.exemption),
+        unknowns=tuple(f for f in findings if f.unknown),
+        warnings=tuple(warnings),
     )
 
 
@@ -165,6 +209,7 @@ def _finding(diagnostic: Diagnostic, urn: str, by_urn: Mapping[str, Subject]) ->
         level=diagnostic.enforcement_level,
         message=diagnostic.message,
         source=subject.source if subject is not None else None,
+        unknown=diagnostic.unknown_during_preview,
     )
 
 

@@ -9,6 +9,7 @@ import functools
 import importlib.metadata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from infra.offline.analyzer import PolicyPackProcess, Provider, Resource
 from infra.offline.check.pack import CONFIG_DIR, analyze, pack_config_for, starting_policy_pack
@@ -18,30 +19,53 @@ from infra.offline.stack_files import require_stack
 from stacks import SettingsError
 
 
-@functools.cache
-def default_provider(package: str, stack: str) -> Provider:
-    """The provider the engine creates for `package` when the program names none."""
-    try:
-        version = importlib.metadata.version(f"pulumi_{package}")
-    except importlib.metadata.PackageNotFoundError:
-        version = ""
+def default_provider(package: str, stack: str, config: Mapping[str, str] | None = None) -> Provider:
+    """The provider the engine creates for `package` when the program names none: named
+    `default_<version>`, configured with the package's stack config and its version
+    (pulumi/pulumi@v3.259.0:pkg/resource/deploy/providers/provider.go#DefaultName;
+    pkg/resource/deploy/source_eval.go#defaultProviders)."""
+    version = _sdk_version(package)
     name = f"default_{version.replace('.', '_')}" if version else "default"
     token = f"pulumi:providers:{package}"
+    prefix = f"{package}:"
+    properties: dict[str, Any] = {
+        key[len(prefix) :]: value for key, value in (config or {}).items() if key.startswith(prefix)
+    }
+    if version:
+        properties["version"] = version
     return Provider(
         type=token,
         name=name,
         urn=f"urn:pulumi:{stack}::{PROJECT}::{token}::{name}",
-        properties={"version": version} if version else {},
+        properties=properties,
     )
+
+
+@functools.cache
+def _sdk_version(package: str) -> str:
+    try:
+        return importlib.metadata.version(f"pulumi_{package}")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def subjects_of_run(run: StackRun, stack: str) -> list[Subject]:
     """What the engine analyzes for a run: the root stack, the default providers and every
-    registered resource with its inputs, URN, parent and provider."""
+    registered resource, each with its checked inputs (Remediate, Analyze), its outputs
+    (AnalyzeStack), URN, parent, options and provider."""
     recorded = {r.urn: r for r in run.resources}
     roots = {r.parent for r in run.resources if r.parent.split("::")[2:3] == [ROOT_STACK_TYPE]}
+    if run.root_urn:
+        roots.add(run.root_urn)
     subjects = [
-        Subject(resource=Resource(type=ROOT_STACK_TYPE, name=urn.rsplit("::", 1)[1], urn=urn))
+        Subject(
+            resource=Resource(
+                type=ROOT_STACK_TYPE,
+                name=urn.rsplit("::", 1)[1],
+                urn=urn,
+                outputs=run.wire_outputs if urn == run.root_urn else {},
+            )
+        )
         for urn in sorted(roots)
     ]
     providers: dict[str, Provider] = {}
@@ -49,6 +73,7 @@ def subjects_of_run(run: StackRun, stack: str) -> list[Subject]:
     for r in run.resources:
         provider: Provider | None = None
         if r.custom and not r.type.startswith("pulumi:providers:"):
+            package = r.type.split(":", 1)[0]
             if r.provider:
                 explicit = recorded.get(r.provider.rsplit("::", 1)[0])
                 if explicit is not None:
@@ -60,15 +85,17 @@ def subjects_of_run(run: StackRun, stack: str) -> list[Subject]:
                     )
             else:
                 provider = providers.setdefault(
-                    r.type.split(":", 1)[0], default_provider(r.type.split(":", 1)[0], stack)
+                    package, default_provider(package, stack, run.config)
                 )
         resource = Resource(
             type=r.type,
             name=r.name,
             urn=r.urn,
-            properties=r.inputs,
+            properties=r.checked if r.checked is not None else r.inputs,
+            outputs=r.outputs,
             parent=r.parent,
             provider=provider,
+            options=r.options,
             dependencies=r.dependencies,
             property_dependencies=r.property_dependencies,
         )
@@ -81,6 +108,7 @@ def subjects_of_run(run: StackRun, stack: str) -> list[Subject]:
                     name=provider.name,
                     urn=provider.urn,
                     properties=provider.properties,
+                    outputs=provider.properties,
                 )
             )
         )
@@ -95,18 +123,24 @@ def check_program(
     secret_keys: Sequence[str] = (),
     pack_config: Path | None = None,
     pack: PolicyPackProcess | None = None,
+    preview: bool = True,
 ) -> Report:
     """Run `program` under mocks with `config` and check what it registers.
 
-    The one path for the project's stacks and for any other program (the tests' fixtures): the
-    pack is started for the call unless a running one is given.
+    `preview` (the default) checks it as a first `pulumi preview` does, with the values the
+    engine does not know yet unknown and the pack told it is a dry run; False checks it as the
+    update of `pulumi up`, every value known. The one path for the project's stacks and for any
+    other program (the tests' fixtures): the pack is started for the call unless a running one
+    is given.
     """
     if pack is not None:
-        subjects, warnings = _program_subjects(program, stack, config, secret_keys)
+        subjects, warnings = _program_subjects(program, stack, config, secret_keys, preview)
         report = analyze(pack, subjects, pack_config)
     else:
-        with starting_policy_pack(stack) as ready:
-            subjects, warnings = _program_subjects(program, stack, config, secret_keys)
+        with starting_policy_pack(
+            stack, dry_run=preview, config=config, secret_keys=secret_keys
+        ) as ready:
+            subjects, warnings = _program_subjects(program, stack, config, secret_keys, preview)
             report = analyze(ready(), subjects, pack_config)
     found = tuple(ReportWarning(kind="program", message=warning) for warning in warnings)
     return dataclasses.replace(report, stack=stack, warnings=(*report.warnings, *found))
@@ -117,11 +151,16 @@ def _program_subjects(
     stack: str,
     config: Mapping[str, str] | None,
     secret_keys: Sequence[str],
+    preview: bool,
 ) -> tuple[list[Subject], tuple[str, ...]]:
     """What the engine would analyze, and the warnings the program logged."""
     try:
         run = run_program(
-            program, stack=stack, config=dict(config or {}), secret_keys=list(secret_keys)
+            program,
+            stack=stack,
+            config=dict(config or {}),
+            secret_keys=list(secret_keys),
+            preview=preview,
         )
     except SettingsError:
         raise
@@ -133,10 +172,14 @@ def _program_subjects(
 
 
 def check_stack(
-    stack: str, *, pack_config: Path | None = None, pack: PolicyPackProcess | None = None
+    stack: str,
+    *,
+    pack_config: Path | None = None,
+    pack: PolicyPackProcess | None = None,
+    preview: bool = True,
 ) -> Report:
     """Check the project's program for `stack`, with its `Pulumi.<stack>.yaml` settings and its
-    pack config (or `pack_config`)."""
+    pack config (or `pack_config`), as a first preview (or, `preview=False`, as the update)."""
     from infra.offline.runtime import stack_config
 
     def program() -> None:
@@ -158,4 +201,5 @@ def check_stack(
         # they have; analyze() opens the file only after the program ran.
         pack_config=pack_config_for(None, pack_config) or CONFIG_DIR / f"{stack}.json",
         pack=pack,
+        preview=preview,
     )

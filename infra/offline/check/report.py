@@ -45,6 +45,9 @@ class Finding:
     level: str
     message: str
     source: str | None = None
+    unknown: bool = False
+    """The policy could not run on a value not known during preview (the SDK's advisory
+    note); `pulumi up` checks it again once the value is known."""
 
     @property
     def exemption(self) -> bool:
@@ -103,6 +106,8 @@ class Report:
     resources: int
     violations: tuple[Finding, ...]
     exemptions: tuple[Finding, ...]
+    unknowns: tuple[Finding, ...] = ()
+    """Notes of policies that could not run on values unknown during preview."""
     warnings: tuple[ReportWarning, ...] = ()
     """Shown with the report, never a verdict; whoever finds one appends it."""
 
@@ -130,11 +135,13 @@ class Report:
             "resources": self.resources,
             "violations": [f.to_json() for f in self.violations],
             "exemptions": [f.to_json() for f in self.exemptions],
+            "unknowns": [f.to_json() for f in self.unknowns],
             "warnings": [w.to_json() for w in self.warnings],
             "summary": {
                 "mandatory": self.count("mandatory"),
                 "advisory": self.count("advisory"),
                 "exemptions": len(self.exemptions),
+                "unknowns": len(self.unknowns),
                 "warnings": len(self.warnings),
                 "resources_with_violations": len({f.urn for f in self.violations}),
                 "passed": self.passed,
@@ -156,8 +163,10 @@ class Report:
     def to_text(self, colour: bool = False) -> str:
         paint = _paint if colour else _plain
         config = self.config or "the pack's default levels"
+        # The CLI's `<pack>@v<version>` (pulumi/pulumi@v3.259.0:pkg/backend/display/diff.go
+        # #renderDiffPolicyViolationEvent).
         lines = [
-            f"policy check of {self.target}: pack {self.pack_name}@{self.pack_version}, "
+            f"policy check of {self.target}: pack {self.pack_name}@v{self.pack_version}, "
             f"config {config}, {plural(self.resources, 'resource')}",
         ]
         for group in _by_resource(self.violations):
@@ -171,6 +180,11 @@ class Report:
             for group in _by_resource(self.exemptions):
                 lines += ["", _resource_line(group[0])]
                 lines += [_indent(f"{f.policy}: {f.reason}") for f in group]
+        if self.unknowns:
+            lines += ["", paint("bold", "Not known during preview (checked again by `pulumi up`):")]
+            for group in _by_resource(self.unknowns):
+                lines += ["", _resource_line(group[0])]
+                lines += [_indent(f"{f.policy}: {f.message}") for f in group]
         if self.warnings:
             lines += ["", paint("warning", "Warnings:")]
             for warning in self.warnings:
@@ -211,7 +225,8 @@ class Report:
             "",
             f"{self.summary()}; {plural(len(self.warnings), 'warning')}. "
             f"{plural(self.resources, 'resource')} checked by pack "
-            f"`{self.pack_name}@{self.pack_version}` with {config}.",
+            f"`{self.pack_name}@v{self.pack_version}` with {config}; "
+            f"{plural(len(self.unknowns), 'policy note')} on values not known during preview.",
         ]
 
     def _markdown_counts(self) -> list[str]:
