@@ -1,4 +1,4 @@
-"""`python -m infra render|check|diff ...`: the offline tool, whose command line is
+"""`python -m infra render|check|diff|export ...`: the offline tool, whose command line is
 `infra.offline.cli`. The Pulumi program itself never imports it."""
 
 from __future__ import annotations

@@ -27,6 +27,10 @@ COMMANDS = {
         "infra.offline.diff.cli",
         "compare the desired state at a git ref with the working tree",
     ),
+    "export": (
+        "infra.offline.export",
+        "write the stack as `pulumi stack export` does, for `pulumi policy analyze --file`",
+    ),
 }
 
 DESCRIPTION = """\
@@ -39,6 +43,7 @@ examples:
   python -m infra check --stack production
   python -m infra check --manifests rendered.yaml --policy-config policies/config/production.json
   python -m infra diff --stack staging --base origin/main --format markdown
+  python -m infra export --stack production --out production.json
 
 exit codes: 0 success (check: no mandatory violation; diff: no change), 1 mandatory violations
 (check), 3 changes (diff), 2 the command could not run (unknown stack, invalid settings or
