@@ -7,9 +7,14 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pulumi
+import pulumi_docker as docker
+import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
@@ -21,6 +26,10 @@ from infra.offline.diff import (
     format_text,
     to_json,
 )
+from infra.offline.diff.tree import Rendered
+from infra.offline.render import fingerprints, render
+from infra.offline.render import index as render_index
+from infra.offline.runtime import PROJECT_ROOT, run_program, stack_config
 from tests.support.project import copy_checkout
 
 OLD_TOKEN = "hook-token-old-5f1c9a"
@@ -155,6 +164,11 @@ def test_docker_container_changes_follow_the_provider_schema(as_json: str) -> No
     assert nginx["action"] == "replace"
     port = _change(nginx, "ports[0].external")
     assert (port["old"], port["new"]) == (8080, 8081) and "ports" in port["replaces"]
+    # The exporter joins nginx's network namespace by container id: a new nginx container
+    # means a new exporter too.
+    exporter = resources["docker/Container-nginx-exporter-container.yaml"]
+    assert exporter["action"] == "replace"
+    assert "networkMode" in _change(exporter, "networkMode")["replaces"]
 
 
 def test_json_summary_counts_the_listed_resources(as_json: str) -> None:
@@ -172,7 +186,7 @@ def test_json_summary_counts_the_listed_resources(as_json: str) -> None:
 def test_markdown_has_a_table_per_stack_then_collapsed_details(diffs: list[StackDiff]) -> None:
     text = format_markdown(diffs, "base")
     staging = text.index("### Stack `staging` against `base`: 1 to create, ")
-    dev = text.index("### Stack `dev` against `base`: 2 to update, 1 to replace, ")
+    dev = text.index("### Stack `dev` against `base`: 2 to update, 2 to replace, ")
     assert staging == 0 < dev
     for start, end in ((staging, dev), (dev, len(text))):
         section = text[start:end]
@@ -315,16 +329,18 @@ def test_a_value_that_becomes_secret_hides_its_old_value_too() -> None:
             "2Gi",
             "update",
         ),
+        # pulumi-kubernetes updates a claim's resources in place; a shrink fails at `up`.
         (
             "PersistentVolumeClaim",
             "v1",
             ("spec", "resources", "requests", "storage"),
             "2Gi",
             "1Gi",
-            "replace",
+            "update",
         ),
         ("PersistentVolumeClaim", "v1", ("spec", "storageClassName"), "a", "b", "replace"),
-        ("Service", "v1", ("spec", "type"), "ClusterIP", "ExternalName", "replace"),
+        # Only spec.clusterIP replaces a Service: a type change, to ExternalName too, updates.
+        ("Service", "v1", ("spec", "type"), "ClusterIP", "ExternalName", "update"),
         ("Service", "v1", ("spec", "type"), "ClusterIP", "LoadBalancer", "update"),
         ("Deployment", "apps/v1", ("spec", "selector", "matchLabels", "app"), "a", "b", "replace"),
         ("Deployment", "apps/v1", ("spec", "template", "spec", "image"), "a", "b", "update"),
@@ -436,3 +452,303 @@ def test_markdown_groups_by_action_with_diff_lines_unindented() -> None:
     assert '~ spec.type: "ClusterIP" => "LoadBalancer"' in lines
     # The terminal keeps the diff lines under their property.
     assert "    -b" in format_text([diff_stack("s", old, new)], "b")
+
+
+# The providers' replacement rules (pulumi-kubernetes v4.32.0 diff.go, kreuzwerker v4.5.0) -----
+
+
+def _one(diff: StackDiff) -> str:
+    (resource,) = diff.resources
+    return resource.action
+
+
+def _edited(document: dict, path: tuple[str, ...], value: object) -> dict:
+    body = json.loads(json.dumps(document))
+    node = body
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    return body
+
+
+@pytest.mark.parametrize(
+    ("kind", "api", "path", "action"),
+    [
+        ("Pod", "v1", ("spec", "containers", 0, "image"), "replace"),
+        ("Pod", "v1", ("spec", "initContainers", 0, "env"), "replace"),
+        ("Pod", "v1", ("spec", "serviceAccountName"), "replace"),
+        ("Pod", "v1", ("spec", "activeDeadlineSeconds"), "update"),
+        ("Pod", "v1", ("metadata", "labels", "tier"), "update"),
+        ("PersistentVolume", "v1", ("spec", "nfs", "path"), "replace"),
+        ("PersistentVolume", "v1", ("spec", "capacity", "storage"), "update"),
+        ("ResourceQuota", "v1", ("spec", "scopes"), "replace"),
+        ("ResourceQuota", "v1", ("spec", "hard", "pods"), "update"),
+        ("Deployment", "apps/v1beta2", ("spec", "selector", "matchLabels", "app"), "replace"),
+        # Not in the provider's table before v1beta2: an update the API server may refuse.
+        ("Deployment", "apps/v1beta1", ("spec", "selector", "matchLabels", "app"), "update"),
+        ("StatefulSet", "apps/v1beta1", ("spec", "serviceName"), "replace"),
+        ("PodDisruptionBudget", "policy/v1beta1", ("spec", "minAvailable"), "replace"),
+        ("PodDisruptionBudget", "policy/v1", ("spec", "minAvailable"), "update"),
+        ("Job", "batch/v1beta1", ("spec", "template", "spec", "x"), "replace"),
+        ("RoleBinding", "rbac.authorization.k8s.io/v1beta1", ("roleRef", "name"), "replace"),
+        ("Service", "v1", ("spec", "clusterIP"), "replace"),
+        ("PersistentVolumeClaim", "v1", ("spec", "resources", "limits", "storage"), "update"),
+    ],
+)
+def test_kubernetes_rules_by_group_version_and_kind(
+    kind: str, api: str, path: tuple, action: str
+) -> None:
+    base = _edited(_manifest(kind, api), path, "a")
+    head = _edited(_manifest(kind, api), path, "b")
+
+    assert _one(diff_stack("s", {"f.yaml": base}, {"f.yaml": head})) == action
+
+
+def test_a_claim_that_shrinks_is_an_update_that_warns() -> None:
+    path = ("spec", "resources", "requests", "storage")
+    base = _edited(_manifest("PersistentVolumeClaim"), path, "10Gi")
+
+    shrink = diff_stack("s", {"f.yaml": base}, {"f.yaml": _edited(base, path, "5Gi")})
+    grow = diff_stack("s", {"f.yaml": base}, {"f.yaml": _edited(base, path, "20Gi")})
+
+    (resource,) = shrink.resources
+    assert resource.action == "update"
+    assert [w for w in resource.warnings if "refuses to shrink" in w]
+    assert "refuses to shrink" in format_text([shrink], "b")
+    assert grow.resources[0].warnings == ()
+
+
+def _rendered(documents: dict, **kubernetes: str) -> Rendered:
+    return Rendered(documents, providers={"kubernetes": kubernetes})
+
+
+@pytest.mark.parametrize(
+    ("kind", "config", "immutable", "action"),
+    [
+        ("ConfigMap", {}, False, "replace"),
+        ("ConfigMap", {"enableConfigMapMutable": "true"}, False, "update"),
+        ("ConfigMap", {"enableConfigMapMutable": "true"}, True, "replace"),
+        ("Secret", {}, False, "replace"),
+        ("Secret", {"enableSecretMutable": "true"}, False, "update"),
+        ("Secret", {"enableSecretMutable": "true"}, True, "replace"),
+        # One flag does not make the other kind mutable.
+        ("Secret", {"enableConfigMapMutable": "true"}, False, "replace"),
+    ],
+)
+def test_config_map_and_secret_mutability_follows_the_provider_config(
+    kind: str, config: dict[str, str], immutable: bool, action: str
+) -> None:
+    extra = {"immutable": True} if immutable else {}
+    base = _manifest(kind, data={"a": "b"}, **extra)
+    head = _manifest(kind, data={"a": "c"}, **extra)
+
+    diff = diff_stack("s", _rendered({"f.yaml": base}), _rendered({"f.yaml": head}, **config))
+
+    assert _one(diff) == action
+
+
+def test_mutability_also_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULUMI_K8S_ENABLE_CONFIGMAP_MUTABLE", "true")
+    base, head = _manifest("ConfigMap", data={"a": "b"}), _manifest("ConfigMap", data={"a": "c"})
+
+    assert _one(diff_stack("s", {"f.yaml": base}, {"f.yaml": head})) == "update"
+
+
+def test_a_missing_namespace_is_the_default_one() -> None:
+    explicit = _manifest("ConfigMap", data={"a": "b"})
+    explicit["metadata"]["namespace"] = "default"
+    missing = json.loads(json.dumps(explicit))
+    del missing["metadata"]["namespace"]
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}
+
+    namespaced = {**namespace, "metadata": {"name": "team", "namespace": "x"}}
+    same = diff_stack(
+        "s", {"f.yaml": missing, "n.yaml": namespace}, {"f.yaml": explicit, "n.yaml": namespaced}
+    )
+    elsewhere = _edited(explicit, ("metadata", "namespace"), "team")
+    moved = diff_stack("s", {"f.yaml": missing}, {"f.yaml": elsewhere})
+
+    assert same.resources == () and same.unchanged == 2
+    assert _one(moved) == "replace"
+
+
+def test_docker_sets_ignore_order_and_updatable_inputs_update() -> None:
+    def container(**inputs: object) -> dict:
+        base = {"envs": ["A=1", "B=2"], "labels": [{"label": "x", "value": "1"}], "cpus": "1"}
+        return {
+            "type": "docker:index/container:Container",
+            "name": "c",
+            "inputs": {**base, **inputs},
+        }
+
+    reordered = diff_stack("s", {"c.yaml": container()}, {"c.yaml": container(envs=["B=2", "A=1"])})
+    reserved = diff_stack("s", {"c.yaml": container()}, {"c.yaml": container(memoryReservation=64)})
+    iops = diff_stack("s", {"c.yaml": container()}, {"c.yaml": container(deviceReadIops=[])})
+    cpus = diff_stack("s", {"c.yaml": container()}, {"c.yaml": container(cpus="2")})
+    env = diff_stack("s", {"c.yaml": container()}, {"c.yaml": container(envs=["B=3", "A=1"])})
+
+    assert reordered.resources == ()
+    assert (_one(reserved), _one(iops), _one(cpus), _one(env)) == (
+        "update",
+        "update",
+        "replace",
+        "replace",
+    )
+    (change,) = env.resources[0].changes
+    assert (change.path, change.old, change.new) == ("envs[0]", "B=2", "B=3")
+
+
+# Identity: the URN, as the engine matches old and new state -----------------------------------
+
+
+class _Component(pulumi.ComponentResource):
+    def __init__(self, name: str, aliases: list[pulumi.Alias] | None = None) -> None:
+        super().__init__("test:index:Group", name, None, None)
+        k8s.core.v1.ConfigMap(
+            "settings",
+            metadata={"name": "settings", "namespace": "app"},
+            data={"a": "b"},
+            opts=pulumi.ResourceOptions(parent=self, aliases=aliases),
+        )
+        self.register_outputs({})
+
+
+def _top_level() -> None:
+    k8s.core.v1.ConfigMap(
+        "settings", metadata={"name": "settings", "namespace": "app"}, data={"a": "b"}
+    )
+
+
+def _tree(program: Callable[[], None]) -> Rendered:
+    run = run_program(program, stack="s", config={"kubernetes:enableConfigMapMutable": "true"})
+    files = {path: yaml.safe_load(text) for path, text in render(run).items()}
+    index = render_index(run)
+    return Rendered(
+        files,
+        urns={f: r["urn"] for f, r in index["resources"].items()},
+        aliases={f: tuple(r["aliases"]) for f, r in index["resources"].items()},
+        providers=index["providers"],
+    )
+
+
+def test_a_resource_moved_into_a_component_is_deleted_and_created() -> None:
+    diff = diff_stack("s", _tree(_top_level), _tree(lambda: _Component("group")))
+
+    assert sorted(r.action for r in diff.resources) == ["create", "delete"]
+    assert {r.file for r in diff.resources} == {"kubernetes/ConfigMap-settings.yaml"}
+    (created,) = [r for r in diff.resources if r.action == "create"]
+    assert [w for w in created.warnings if "AlreadyExists" in w and "alias" in w]
+    assert "AlreadyExists" in format_text([diff], "b")
+
+
+def test_an_alias_to_the_old_parent_keeps_it() -> None:
+    aliased = _tree(lambda: _Component("group", [pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]))
+
+    diff = diff_stack("s", _tree(_top_level), aliased)
+
+    assert diff.resources == () and diff.unchanged == 1
+
+
+def test_an_api_version_change_keeps_the_resource_through_the_sdk_aliases() -> None:
+    def autoscaler(module: Any) -> Callable[[], None]:
+        def program() -> None:
+            module.HorizontalPodAutoscaler(
+                "hpa",
+                metadata={"name": "hpa", "namespace": "app"},
+                spec={
+                    "scale_target_ref": {
+                        "api_version": "apps/v1",
+                        "kind": "Deployment",
+                        "name": "a",
+                    },
+                    "min_replicas": 1,
+                    "max_replicas": 2,
+                },
+            )
+
+        return program
+
+    diff = diff_stack(
+        "s", _tree(autoscaler(k8s.autoscaling.v1)), _tree(autoscaler(k8s.autoscaling.v2))
+    )
+
+    (resource,) = diff.resources
+    assert resource.action == "update"
+    assert ("apiVersion", "autoscaling/v1", "autoscaling/v2") in {
+        (c.path, c.old, c.new) for c in resource.changes
+    }
+
+
+# Secrets that change show as changed, never their values --------------------------------------
+
+
+def test_a_changed_secret_webhook_is_a_masked_change(as_json: str) -> None:
+    secret = _resources(as_json, "staging")["kubernetes/Secret-monitoring-alertmanager-config.yaml"]
+
+    assert secret["action"] == "replace"
+    (change,) = secret["changes"]
+    assert change["masked"] and change["old"] == change["new"] == "[secret]"
+
+
+def test_a_changed_encrypted_value_is_a_change(tmp_path: Path) -> None:
+    def tree(ciphertext: str) -> Rendered:
+        stack = "production"
+        config, secret_keys = stack_config(stack)
+        data = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
+        data["config"]["safeguard:apiKeys"] = {"secure": ciphertext}
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(data))
+        config, secret_keys = stack_config(stack, root=tmp_path)
+        run = run_program(
+            lambda: _program_of(stack), stack=stack, config=config, secret_keys=secret_keys
+        )
+        files = render(run, fingerprints("00" * 16))
+        return Rendered({p: yaml.safe_load(t) for p, t in files.items()})
+
+    diff = diff_stack("production", tree("v1:AAAA"), tree("v1:BBBB"))
+
+    (secret,) = [r for r in diff.resources if r.file == "kubernetes/Secret-app-secret.yaml"]
+    assert secret.action == "replace"
+    assert [c.path for c in secret.changes] == ["stringData.API_KEYS"]
+    for text in _formats(diff):
+        assert "AAAA" not in text and "BBBB" not in text
+
+
+def test_without_fingerprints_secrets_only_mask() -> None:
+    old = {"s.yaml": _manifest("ConfigMap", data={"k": "[secret 0123456789abcdef]"})}
+    new = {"s.yaml": _manifest("ConfigMap", data={"k": "[secret]"})}
+
+    assert diff_stack("s", old, new).resources == ()
+
+
+def _program_of(stack: str) -> None:
+    from infra.program import run
+    from stacks import load_settings
+
+    run(load_settings())
+
+
+def test_plain_env_beside_a_secret_one_stays_visible() -> None:
+    def tree(level: str) -> Rendered:
+        def program() -> None:
+            docker.Container(
+                "c",
+                name="c",
+                image="x:1",
+                envs=[f"LOG_LEVEL={level}", pulumi.Output.secret("DB_PASSWORD=hunter2")],
+            )
+
+        run = run_program(program, stack="s", config={})
+        return Rendered({p: yaml.safe_load(t) for p, t in render(run).items()})
+
+    diff = diff_stack("s", tree("debug"), tree("info"))
+
+    (resource,) = diff.resources
+    (change,) = resource.changes
+    # The SDK sends the secret entry alone as secret; only the engine wraps the whole list.
+    assert (change.path, change.old, change.new, change.masked) == (
+        "envs[0]",
+        "LOG_LEVEL=debug",
+        "LOG_LEVEL=info",
+        False,
+    )
+    assert "hunter2" not in format_text([diff], "b")

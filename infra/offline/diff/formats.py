@@ -89,6 +89,7 @@ def format_text(diffs: Sequence[StackDiff], base: str) -> str:
             )
             for change in resource.changes:
                 lines.extend(f"         {line}" for line in _change_lines(change))
+            lines.extend(f"         ! {warning}" for warning in resource.warnings)
         lines.append("")
     return "\n".join(lines)
 
@@ -142,6 +143,7 @@ def _markdown_section(diff: StackDiff, base: str) -> str:
     for r in ordered:
         action = f"**{r.action}**" if r.action in ("replace", "delete") else r.action
         lines.append(f"| {action} | {_cell(r.type)} | {_cell(r.name)} | {_cell(r.file)} |")
+    lines += [f"\n> [!CAUTION]\n> `{r.file}`: {w}" for r in ordered for w in r.warnings]
     details = [r for r in ordered if r.changes]
     if details:
         lines += ["", f"<details><summary>Property changes ({len(details)})</summary>", ""]
@@ -179,6 +181,7 @@ def to_json(diffs: Sequence[StackDiff], base: str) -> str:
                             "type": r.type,
                             "name": r.name,
                             "action": r.action,
+                            "warnings": list(r.warnings),
                             "changes": [
                                 {
                                     "path": c.path,

@@ -62,6 +62,8 @@ class ResourceDiff:
     """Kubernetes object name, or the logical name for other resources."""
     action: Action
     changes: tuple[Change, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """What the preview would not show but `pulumi up` would run into."""
 
     @property
     def risks_data(self) -> bool:

@@ -5,16 +5,17 @@ subprocess."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from infra.offline.diff.model import DiffError, StackDiff
-from infra.offline.diff.tree import diff_stack, load_rendered
+from infra.offline.diff.tree import Rendered, diff_stack, load_rendered
+from infra.offline.render import FINGERPRINT_KEY
 from infra.offline.runtime import PROJECT_ROOT
 from infra.offline.stack_files import UnknownStackError, has_stack
 
@@ -23,10 +24,16 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
 
 
-def _render_jobs(jobs: Sequence[tuple[Path, str, Path]]) -> list[subprocess.CompletedProcess[str]]:
+def _render_jobs(
+    jobs: Sequence[tuple[Path, str, Path]], key: str | None
+) -> list[subprocess.CompletedProcess[str]]:
     """Run `python -m infra render --stack S --out O` with cwd C for each (C, S, O), at most one
-    per CPU at a time; each tree renders with its own code."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    per CPU at a time; each tree renders with its own code. `key` fingerprints the secrets of
+    both sides alike."""
+    env = {k: v for k, v in os.environ.items() if k != FINGERPRINT_KEY}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if key:
+        env[FINGERPRINT_KEY] = key
     width = max(1, os.cpu_count() or 1)
     results: list[subprocess.CompletedProcess[str]] = []
     for start in range(0, len(jobs), width):
@@ -53,8 +60,13 @@ def _render_jobs(jobs: Sequence[tuple[Path, str, Path]]) -> list[subprocess.Comp
 
 
 def _render_trees(
-    stacks: Sequence[str], base_tree: Path | None, head_tree: Path, out: Path, base_label: str
-) -> tuple[dict[str, dict[str, dict[str, Any]] | None], dict[str, dict[str, dict[str, Any]]]]:
+    stacks: Sequence[str],
+    base_tree: Path | None,
+    head_tree: Path,
+    out: Path,
+    base_label: str,
+    key: str | None,
+) -> tuple[dict[str, Rendered | None], dict[str, Rendered]]:
     jobs: list[tuple[Path, str, Path]] = []
     for stack in stacks:
         at_base = base_tree is not None and has_stack(stack, base_tree)
@@ -65,9 +77,9 @@ def _render_trees(
         if at_base and base_tree is not None:
             jobs.append((base_tree, stack, out / "base"))
     # A stack file removed since the base leaves nothing: every resource is a delete.
-    heads: dict[str, dict[str, dict[str, Any]]] = {stack: {} for stack in stacks}
-    bases: dict[str, dict[str, dict[str, Any]] | None] = dict.fromkeys(stacks)
-    for (tree, stack, target), result in zip(jobs, _render_jobs(jobs), strict=True):
+    heads: dict[str, Rendered] = {stack: Rendered({}) for stack in stacks}
+    bases: dict[str, Rendered | None] = dict.fromkeys(stacks)
+    for (tree, stack, target), result in zip(jobs, _render_jobs(jobs, key), strict=True):
         side = "the working tree" if tree == head_tree else base_label
         if result.returncode != 0:
             raise DiffError(
@@ -101,7 +113,10 @@ def diff_ref(stacks: Sequence[str], ref: str, root: Path = PROJECT_ROOT) -> list
         added = _git(root, "worktree", "add", "--detach", str(worktree), commit.stdout.strip())
         if added.returncode != 0:
             raise DiffError(f"git worktree add failed: {added.stderr.strip()}")
-        bases, heads = _render_trees(stacks, worktree / prefix, root, scratch, f"base {ref}")
+        # A new key per comparison: the digests mean nothing outside it.
+        bases, heads = _render_trees(
+            stacks, worktree / prefix, root, scratch, f"base {ref}", secrets.token_hex(16)
+        )
     finally:
         _git(root, "worktree", "remove", "--force", str(worktree))
         shutil.rmtree(scratch, ignore_errors=True)
@@ -111,7 +126,8 @@ def diff_ref(stacks: Sequence[str], ref: str, root: Path = PROJECT_ROOT) -> list
 
 def diff_dir(stacks: Sequence[str], base_dir: Path, root: Path = PROJECT_ROOT) -> list[StackDiff]:
     """Diff `stacks` between an already rendered directory (`render --out DIR`) and the working
-    tree of `root`."""
+    tree of `root`. Secrets compare only when the directory was rendered with the
+    SAFEGUARD_SECRET_FINGERPRINTS key set now; otherwise they are masked alike."""
     for stack in stacks:
         if not has_stack(stack, root) and not (base_dir / stack).is_dir():
             raise UnknownStackError(stack, root)
@@ -119,7 +135,9 @@ def diff_dir(stacks: Sequence[str], base_dir: Path, root: Path = PROJECT_ROOT) -
             raise DiffError(f"{base_dir / stack} does not exist: render the base stack there first")
     scratch = Path(tempfile.mkdtemp(prefix="safeguard-diff-"))
     try:
-        _, heads = _render_trees(stacks, None, root, scratch, str(base_dir))
+        _, heads = _render_trees(
+            stacks, None, root, scratch, str(base_dir), os.environ.get(FINGERPRINT_KEY)
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return [diff_stack(stack, load_rendered(base_dir / stack), heads[stack]) for stack in stacks]
