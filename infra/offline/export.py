@@ -58,17 +58,12 @@ def _value(value: Any, where: str) -> Any:
     return value
 
 
-def _provider_id(urn: str) -> str:
-    digest = hashlib.sha256(urn.encode()).hexdigest()
-    return f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
-
-
 def _default_providers(run: StackRun) -> dict[str, dict[str, Any]]:
-    """One default provider per package the program uses without an explicit one: named
-    `default_<major>_<minor>_<patch>`, no parent, inputs = the package's stack config, its
-    `version` and `__internal` (pulumi/pulumi@v3.259.0:pkg/resource/deploy/providers/
-    provider.go#DefaultName, registry.go#SetProviderVersion), outputs = the inputs without
-    `__internal` (registry.go#FilterProviderConfig), and a UUID for its id."""
+    """One default provider per package the program uses without an explicit one
+    (providers.default_provider): no parent, inputs = its config, `version` and `__internal`
+    (pulumi/pulumi@v3.259.0:pkg/resource/deploy/providers/registry.go#SetProviderVersion),
+    outputs = the inputs without `__internal` (registry.go#FilterProviderConfig), and a UUID
+    for its id."""
     stack = run.root_urn.split("::")[0].removeprefix("urn:pulumi:")
     project = run.root_urn.split("::")[1]
     found: dict[str, dict[str, Any]] = {}
@@ -76,23 +71,14 @@ def _default_providers(run: StackRun) -> dict[str, dict[str, Any]]:
         package = resource.type.split(":", 1)[0]
         if not resource.custom or resource.provider or package == "pulumi" or package in found:
             continue
-        try:
-            version = importlib.metadata.version(f"pulumi_{package}")
-        except importlib.metadata.PackageNotFoundError:
-            version = ""
-        name = f"default_{version.replace('.', '_')}" if version else "default"
-        token = f"pulumi:providers:{package}"
-        urn = f"urn:pulumi:{stack}::{project}::{token}::{name}"
-        prefix = f"{package}:"
-        config = {k[len(prefix) :]: v for k, v in run.config.items() if k.startswith(prefix)}
-        outputs = {**config, **({"version": version} if version else {})}
+        provider = providers.default_provider(package, stack, run.config, project)
         found[package] = {
-            "urn": urn,
+            "urn": provider.urn,
             "custom": True,
-            "id": _provider_id(urn),
-            "type": token,
-            "inputs": {**outputs, "__internal": {}},
-            "outputs": outputs,
+            "id": providers.uuid_of(provider.urn),
+            "type": provider.type,
+            "inputs": {**provider.properties, "__internal": {}},
+            "outputs": dict(provider.properties),
         }
     return found
 

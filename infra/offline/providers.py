@@ -12,15 +12,18 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import hashlib
+import importlib.metadata
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 
+from infra.offline.analyzer import Provider
 from infra.offline.wire import SECRET_SIG, SIG_KEY, UNKNOWN
 
 Props = dict[str, Any]
@@ -49,24 +52,22 @@ def plain(value: Any) -> Any:
     return value
 
 
-def contains_secret(value: Any) -> bool:
-    if is_secret(value):
+def _anywhere(value: Any, found: Callable[[Any], bool]) -> bool:
+    if found(value):
         return True
     if isinstance(value, dict):
-        return any(contains_secret(v) for v in value.values())
+        return any(_anywhere(v, found) for v in value.values())
     if isinstance(value, list):
-        return any(contains_secret(v) for v in value)
+        return any(_anywhere(v, found) for v in value)
     return False
+
+
+def contains_secret(value: Any) -> bool:
+    return _anywhere(value, is_secret)
 
 
 def contains_unknown(value: Any) -> bool:
-    if value == UNKNOWN:
-        return True
-    if isinstance(value, dict):
-        return any(contains_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_unknown(v) for v in value)
-    return False
+    return _anywhere(value, lambda v: v == UNKNOWN)
 
 
 def annotate_secrets(outputs: Props, inputs: Mapping[str, Any]) -> Props:
@@ -95,6 +96,48 @@ def _is_object(value: Any) -> bool:
 def digest(*parts: Any) -> str:
     """A stable hex digest of `parts`: the same program always gets the same ids."""
     return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def uuid_of(text: str) -> str:
+    """A version-4-shaped UUID derived from `text`, where the engine draws a random one (the
+    ids of providers)."""
+    hex_digest = digest(text)
+    return (
+        f"{hex_digest[:8]}-{hex_digest[8:12]}-4{hex_digest[13:16]}-8{hex_digest[17:20]}-"
+        f"{hex_digest[20:32]}"
+    )
+
+
+def default_provider(
+    package: str, stack: str, config: Mapping[str, str] | None = None, project: str = "safeguard"
+) -> Provider:
+    """The provider the engine creates for `package` when the program names none: named
+    `default_<major>_<minor>_<patch>`, no parent, configured with the package's stack config
+    and its version (pulumi/pulumi@v3.259.0:pkg/resource/deploy/providers/provider.go
+    #DefaultName; registry.go#SetProviderVersion)."""
+    version = _sdk_version(package)
+    name = f"default_{version.replace('.', '_')}" if version else "default"
+    token = f"pulumi:providers:{package}"
+    prefix = f"{package}:"
+    properties: dict[str, Any] = {
+        key[len(prefix) :]: value for key, value in (config or {}).items() if key.startswith(prefix)
+    }
+    if version:
+        properties["version"] = version
+    return Provider(
+        type=token,
+        name=name,
+        urn=f"urn:pulumi:{stack}::{project}::{token}::{name}",
+        properties=properties,
+    )
+
+
+@functools.cache
+def _sdk_version(package: str) -> str:
+    try:
+        return importlib.metadata.version(f"pulumi_{package}")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 # --- Kubernetes ------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.offline import providers
 from infra.offline.analyzer import Options
-from infra.offline.wire import SECRET_SIG, SIG_KEY, UNKNOWN
+from infra.offline.wire import UNKNOWN
 from stacks import SettingsError
 from stacks.settings import encrypted_placeholder
 
@@ -169,7 +169,7 @@ class _Monitor(MockMonitor):
             # (pulumi/pulumi@v3.259.0:pkg/resource/deploy/providers/registry.go#Create).
             checked = providers.annotate_secrets(providers.plain(inputs), inputs)
             outputs = dict(checked)
-            ident = "" if self.preview else _uuid(urn)
+            ident = "" if self.preview else providers.uuid_of(urn)
         elif request.custom:
             checked = providers.check(request.type, urn, inputs, self._kube(request.provider))
             ident, outputs = providers.create(
@@ -246,11 +246,6 @@ class _Monitor(MockMonitor):
                 if (value := getattr(timeouts, key, ""))
             },
         )
-
-
-def _uuid(urn: str) -> str:
-    digest = providers.digest(urn)
-    return f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
 
 
 def _package_config(config: Mapping[str, str], package: str) -> dict[str, str]:
@@ -453,20 +448,9 @@ def run_stack(
     )
 
 
-def is_secret(value: Any) -> bool:
-    """True for a value the wire format marks as secret."""
-    return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
-
-
-def unwrap(value: Any) -> Any:
-    """The value with every secret wrapper removed (for reading, never for writing out)."""
-    if is_secret(value):
-        return unwrap(value["value"])
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
+is_secret = providers.is_secret
+unwrap = providers.plain
+"""The value with every secret wrapper removed (for reading, never for writing out)."""
 
 
 Fingerprint = Callable[[Any], str]

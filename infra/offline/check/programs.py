@@ -5,48 +5,16 @@ project's stacks, with their `Pulumi.<stack>.yaml` settings and pack config."""
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib.metadata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from infra.offline.analyzer import PolicyPackProcess, Provider, Resource
 from infra.offline.check.pack import CONFIG_DIR, analyze, pack_config_for, starting_policy_pack
 from infra.offline.check.report import CheckError, Report, ReportWarning, Subject
-from infra.offline.runtime import PROJECT, ROOT_STACK_TYPE, StackRun, run_program
+from infra.offline.providers import default_provider
+from infra.offline.runtime import ROOT_STACK_TYPE, StackRun, run_program
 from infra.offline.stack_files import require_stack
 from stacks import SettingsError
-
-
-def default_provider(package: str, stack: str, config: Mapping[str, str] | None = None) -> Provider:
-    """The provider the engine creates for `package` when the program names none: named
-    `default_<version>`, configured with the package's stack config and its version
-    (pulumi/pulumi@v3.259.0:pkg/resource/deploy/providers/provider.go#DefaultName;
-    pkg/resource/deploy/source_eval.go#defaultProviders)."""
-    version = _sdk_version(package)
-    name = f"default_{version.replace('.', '_')}" if version else "default"
-    token = f"pulumi:providers:{package}"
-    prefix = f"{package}:"
-    properties: dict[str, Any] = {
-        key[len(prefix) :]: value for key, value in (config or {}).items() if key.startswith(prefix)
-    }
-    if version:
-        properties["version"] = version
-    return Provider(
-        type=token,
-        name=name,
-        urn=f"urn:pulumi:{stack}::{PROJECT}::{token}::{name}",
-        properties=properties,
-    )
-
-
-@functools.cache
-def _sdk_version(package: str) -> str:
-    try:
-        return importlib.metadata.version(f"pulumi_{package}")
-    except importlib.metadata.PackageNotFoundError:
-        return ""
 
 
 def subjects_of_run(run: StackRun, stack: str) -> list[Subject]:
