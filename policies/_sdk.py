@@ -1,4 +1,4 @@
-"""Four bridges to what the Python policy SDK (pulumi-policy) keeps to itself.
+"""Five bridges to what the Python policy SDK (pulumi-policy) keeps to itself.
 
 1. `report_advisory`: the SDK reports every violation at the policy's enforcement level, but a
    used exemption must be visible in review without blocking, i.e. an ADVISORY diagnostic from
@@ -12,7 +12,6 @@
    policies is most of the pack's time on a large stack. Within one Analyze or AnalyzeStack
    call, each step (and `per_call` functions such as our `plain`) is memoized on the identity
    of its input, so the policies share one read-only copy. Nothing in the pack mutates props.
-
 4. `skip_other_types`: for every Analyze call the SDK builds each resource policy's arguments
    (options, provider, config, the props proxy) and reconfigures the runtime from the
    environment before the policy can look at the resource type, though most policies apply to
@@ -20,11 +19,15 @@
    servicer's policy list yields only the policies registered for the request's type
    (`applies_to`), and the runtime is configured once per process (its environment never
    changes).
+5. Remediate: the engine calls it before every Analyze, and the SDK deserializes the request's
+   properties before it looks for a policy at the `remediate` level; with none configured its
+   answer is empty whatever the properties, so that answer is given at once.
 
 All degrade safely if the SDK changes shape: the exemption is then reported at the policy's own
-level (still visible), env values count as literal, and properties are deserialized per policy
-again, or every policy sees every resource. tests/policies/ pins the first two
-(test_exemptions.py, test_secret_env.py) and runs every policy through the third and fourth.
+level (still visible), env values count as literal, properties are deserialized per policy
+again, every policy sees every resource, and Remediate runs the SDK's own way. tests/policies/
+pins the first two (test_exemptions.py, test_secret_env.py), runs every policy through the
+third and fourth, and compares the fifth with the SDK's own answer (test_pack.py).
 """
 
 from __future__ import annotations
@@ -145,6 +148,22 @@ def _call_scoped(method: Callable[..., Any]) -> Callable[..., Any]:
     return scoped
 
 
+def _remediate_when_configured(method: Callable[..., Any]) -> Callable[..., Any]:
+    from pulumi_policy import EnforcementLevel
+
+    @functools.wraps(method)
+    def remediate(self: Any, request: Any, context: Any) -> Any:
+        policies = getattr(self, "_PolicyAnalyzerServicer__policies", None)
+        level = getattr(self, "_get_enforcement_level", None)
+        if policies is None or level is None:
+            return method(self, request, context)
+        if any(level(policy) == EnforcementLevel.REMEDIATE for policy in policies):
+            return method(self, request, context)
+        return analyzer_pb2.RemediateResponse()
+
+    return remediate
+
+
 def share_request_properties() -> bool:
     """Lets the policies of one call share the deserialized properties; False if the SDK no
     longer has the shape this relies on (then nothing is changed)."""
@@ -169,6 +188,7 @@ def share_request_properties() -> bool:
     sdk.unknown_checking_proxy = per_call(sdk.unknown_checking_proxy)
     servicer.Analyze = _call_scoped(servicer.Analyze)
     servicer.AnalyzeStack = _call_scoped(servicer.AnalyzeStack)
+    servicer.Remediate = _remediate_when_configured(servicer.Remediate)
     servicer._safeguard_shared = True
     return True
 

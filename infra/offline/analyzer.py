@@ -878,6 +878,10 @@ class PolicyPackProcess:
         remediated.properties.CopyFrom(changed[-1].properties)
         return remediated
 
+    def remediate(self, resource: Resource) -> analyzer_pb2.RemediateResponse:
+        """Remediate alone, the pack's whole answer (remediations and not-applicable policies)."""
+        return self._call("Remediate", self._analyze_request(resource))
+
     def analyze(self, resource: Resource) -> list[Diagnostic]:
         """Remediate, then Analyze: the diagnostics of the resource policies for one resource."""
         request = self._analyze_request(resource)

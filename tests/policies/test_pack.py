@@ -13,10 +13,12 @@ from infra.offline.analyzer import (
     AnalyzerInfo,
     PolicyPackError,
     PolicyPackProcess,
+    Resource,
     load_pack_config,
     parse_pack_config,
     reconcile_config,
 )
+from infra.offline.wire import SIG_KEY
 from tests.support.diagnostics import fired, only
 from tests.support.policies import (
     CONFIG_DIR,
@@ -29,6 +31,8 @@ from tests.support.policies import (
     workload,
 )
 
+ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
+"""The wire format's signature of an asset (pulumi/runtime/rpc.py, _special_asset_sig)."""
 MANDATORY = {
     "k8s-no-root",
     "docker-no-root",
@@ -116,6 +120,31 @@ def test_policy_can_be_disabled_by_config(pack: PolicyPackProcess) -> None:
     pack.configure({"image-tag-pinned": "disabled"})
 
     assert pack.analyze(unpinned) == []
+
+
+def test_remediate_answers_at_once_unless_a_policy_remediates(
+    pack_process: PolicyPackProcess,
+) -> None:
+    unpinned = deployment(container(image="nginx"))
+    # An asset marker without its fields: the SDK fails to deserialize it, so only an answer
+    # that never reads the properties can succeed.
+    unreadable = Resource(
+        type=TYPES["Deployment"], name="x", properties={"x": {SIG_KEY: ASSET_SIG}}
+    )
+
+    pack_process.configure(None)
+    quick = [pack_process.remediate(r) for r in (unpinned, unreadable)]
+    pack_process.configure({"image-tag-pinned": "remediate"})
+    try:
+        sdk = pack_process.remediate(unpinned)
+        with pytest.raises(PolicyPackError, match="Invalid asset"):
+            pack_process.remediate(unreadable)
+    finally:
+        pack_process.configure(None)
+
+    assert all(list(q.remediations) == [] == list(q.not_applicable) for q in quick)
+    # The SDK's own answer: the policy has no remediation, so it is not applicable.
+    assert [n.policy_name for n in sdk.not_applicable] == ["image-tag-pinned"]
 
 
 # --- compliant resources pass everything ------------------------------------------------------
