@@ -1,12 +1,14 @@
 """Offline policy gate: the safeguard policy pack over a stack, or over plain Kubernetes manifests.
 
-`--stack` runs the Pulumi program under mocks and sends every resource to the pack exactly as
-the engine does: the pack runs as its own process (started like `pulumi-analyzer-policy-python`)
-and is driven over the Analyzer gRPC protocol (GetAnalyzerInfo, Configure with the stack's
-`policies/config/<stack>.json`, Analyze per resource with its inputs, URN, parent and provider,
-AnalyzeStack over all of them). `--manifests` does the same for YAML manifests (Helm output,
-`kubectl get -o yaml`, hand-written files, a repository), each object a resource of its Pulumi
-type token; objects defined twice and documents that are not Kubernetes objects are warnings.
+`--stack` runs the Pulumi program under mocks as a first preview (or, `preview=False`, as the
+update) and sends every resource to the pack as the engine does: the pack runs as its own
+process, started as the CLI starts it, and is driven over the Analyzer gRPC protocol in the
+engine's order (ConfigureStack, GetPluginInfo, GetAnalyzerInfo, Configure with the stack's
+`policies/config/<stack>.json`, Remediate and Analyze per resource with its checked inputs,
+URN, parent, options and provider, AnalyzeStack over their outputs, Cancel). `--manifests` does
+the same for YAML manifests (Helm output, `kubectl get -o yaml`, hand-written files, a
+repository), each object a resource of its Pulumi type token; objects defined twice and
+documents that are not Kubernetes objects are warnings.
 
 Exit codes: 0 no mandatory violation, 1 at least one, 2 usage or input error (unknown stack,
 invalid stack settings or pack config, malformed manifest, a Helm template, the pack failing

@@ -2,13 +2,17 @@
 tree, without an engine or a cloud.
 
 Both sides are rendered with their own code (`python -m infra render` in a subprocess; the base in
-a temporary `git worktree` of the ref) and compared file by file. A resource is identified by its
-rendered file (provider, kind and logical name), and is classified as `pulumi preview` would:
-create, update, delete, or replace when a changed property cannot be updated in place. Property
-changes are listed like `pulumi preview --diff`: path, old => new, lists by index.
+a temporary `git worktree` of the ref) and compared resource by resource. A resource is
+identified as the engine identifies it, by its URN or an alias (from each side's `index.json`;
+by its rendered file when the base predates it), and is classified as `pulumi preview` would:
+create, update, delete, or replace when a changed property cannot be updated in place, by the
+providers' own rules (replacements.py). Property changes are listed like `pulumi preview
+--diff`: path, old => new, lists by index, Terraform sets by element.
 
 Secrets never show: the render already redacts them, values of a Kubernetes Secret's `data` and
 `stringData` are masked even when plain, and a change touching a redacted value masks both sides.
+Both sides' secrets carry a digest keyed for this comparison only, so a secret that changed is
+shown as changed.
 
 Exit codes: 0 no changes, 3 changes, 2 error (unknown ref, a base that fails to render, bad flags).
 """
