@@ -47,6 +47,9 @@ def _container(prefix: str) -> tuple[str, ...]:
 
 
 _DEPLOYMENT: Final = _paths(*_selector(".spec.selector"))
+# volumeClaimTemplates: in the table since v2.0.0; pulumi-kubernetes replaces the StatefulSet on
+# such a change as listed from 4.29 on only (maintainer's comment on pulumi/pulumi-kubernetes#4328,
+# no CHANGELOG entry), hence requirements.txt's floor.
 _STATEFUL_SET: Final = _paths(
     ".spec.podManagementPolicy",
     ".spec.revisionHistoryLimit",
@@ -196,6 +199,8 @@ def replacement(
             if _matches(path, pattern):
                 return reason
         return None
+    # A type without a table never replaces: docker.Image's Diff reports updates only
+    # (pulumi/pulumi-docker@v5.1.0:provider/provider.go#diffUpdates).
     updatable = providers.UPDATABLE_INPUTS.get(type_token)
     if updatable is not None and path and path[0] not in updatable:
         return f"`{path[0]}` cannot be updated in place ({type_token.split(':')[-1]})"
