@@ -891,20 +891,21 @@ class PolicyPackProcess:
         return found + self._diagnostics(analyzed)
 
     def analyze_all(
-        self, resources: Iterable[Resource], *, in_flight: int = 8
+        self, resources: Iterable[Resource], *, in_flight: int = 8, remediate: bool = True
     ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]:
         """What the engine does over a whole update: Remediate and then Analyze for every
         resource, then AnalyzeStack over all of them (with their outputs). Returns
         ([(resource, its diagnostics)], stack diagnostics). See `analyze_each`."""
-        results, stack = self.analyze_each(resources, in_flight=in_flight)
+        results, stack = self.analyze_each(resources, in_flight=in_flight, remediate=remediate)
         return results, self.analyze_stack_of(stack)
 
     def analyze_each(
-        self, resources: Iterable[Resource], *, in_flight: int = 8
+        self, resources: Iterable[Resource], *, in_flight: int = 8, remediate: bool = True
     ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[analyzer_pb2.AnalyzerResource]]:
         """Remediate and then Analyze for every resource; returns [(resource, its
         diagnostics)] and the resources as AnalyzeStack takes them (with their outputs), for
-        `analyze_stack_of` (of this pack or another).
+        `analyze_stack_of` (of this pack or another). `remediate=False` leaves out the
+        Remediate calls, for when their answer is known to be empty.
 
         One channel, up to `in_flight` calls of each kind outstanding (the engine analyzes
         resources concurrently too), so encoding, transport and the pack's work overlap; each
@@ -946,6 +947,13 @@ class PolicyPackProcess:
             for resource in resources:
                 request = self._analyze_request(resource)
                 stack.append(self._stack_resource(resource, request.properties))
+                if not remediate:
+                    self._record("Analyze")
+                    future = stub.Analyze.future(request, timeout=self._call_timeout)
+                    analyzing.append((resource, [], future))
+                    if len(analyzing) >= in_flight:
+                        settle_analysis()
+                    continue
                 self._record("Remediate")
                 remediating.append(
                     (resource, request, stub.Remediate.future(request, timeout=self._call_timeout))

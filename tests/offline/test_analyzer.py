@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.offline import check
 from infra.offline.analyzer import PolicyPackError, PolicyPackProcess, Resource
-from infra.offline.check import check_program
+from infra.offline.check import check_manifests, check_program
 from tests.fixtures import unsafe_program
 from tests.support.probe_pack import received, write_probe_pack
 
@@ -162,3 +163,28 @@ def test_a_python_without_the_sdk_gets_a_clear_message(
         PolicyPackProcess(write_probe_pack(tmp_path / "pack"), startup_timeout=30),
     ):
         pass
+
+
+def test_programs_are_remediated_like_the_engine_does_and_manifests_when_it_matters(
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\n")
+    remediating = tmp_path / "remediate.json"
+    remediating.write_text(json.dumps({"image-tag-pinned": "remediate"}))
+
+    with check.policy_pack("fixture") as pack:
+        report = check_program(unsafe_program.program, stack="fixture", pack=pack)
+        program_calls = list(pack.calls)
+        check_manifests(manifest, pack=pack)
+        plain_calls = pack.calls[len(program_calls) :]
+        check_manifests(manifest, pack=pack, pack_config=remediating)
+        remediate_calls = pack.calls[len(program_calls) + len(plain_calls) :]
+
+    # Every resource of a program, root stack and providers included, as the engine sends it.
+    assert (
+        program_calls.count("Remediate") == program_calls.count("Analyze") > report.resources // 2
+    )
+    # Over manifests only when a policy remediates: otherwise its answer is always empty.
+    assert "Remediate" not in plain_calls and plain_calls.count("Analyze") == 1
+    assert remediate_calls.count("Remediate") == remediate_calls.count("Analyze") == 1

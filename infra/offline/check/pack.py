@@ -10,6 +10,7 @@ from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from infra.offline.analyzer import (
     Diagnostic,
@@ -106,10 +107,13 @@ def pack_config_for(stack: str | None, override: Path | None) -> Path | None:
     return path
 
 
-AnalyzeAll = Callable[
-    [Iterable[Resource]], tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]
-]
-"""Analyze for every resource, then AnalyzeStack: `PolicyPackProcess.analyze_all`'s shape."""
+class AnalyzeAll(Protocol):
+    """Remediate and Analyze for every resource, then AnalyzeStack:
+    `PolicyPackProcess.analyze_all`'s shape."""
+
+    def __call__(
+        self, resources: Iterable[Resource], *, remediate: bool = True
+    ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]: ...
 
 
 def analyze(
@@ -118,18 +122,23 @@ def analyze(
     config: Path | None,
     *,
     analyze_all: AnalyzeAll | None = None,
+    remediate_always: bool = False,
 ) -> Report:
-    """Configure the pack, Analyze every subject, AnalyzeStack over all of them.
+    """Configure the pack, Remediate and Analyze every subject, AnalyzeStack over all of them.
 
     `subjects` may be a generator still reading input: the pack works on the first resources
     while the next are parsed. `analyze_all` replaces the pack's own (check/shards.py spreads
-    the Analyze calls over several packs).
+    the calls over several packs). The engine sends Remediate before every Analyze
+    (`remediate_always`, for programs); with no policy set to `remediate` its answer is empty
+    (pulumi/pulumi-policy@v1.21.0:sdk/python/lib/pulumi_policy/policy.py
+    #_PolicyAnalyzerServicer.Remediate skips every other policy), so over manifests, where it
+    would double the calls of tens of thousands of resources, it is sent only when one is.
     """
     info = pack.info()
     try:
         raw = load_pack_config(config) if config is not None else None
         environments = parse_pack_config(raw).environments
-        pack.configure(raw)
+        reconciled = pack.configure(raw)
     except (ValueError, OSError) as error:
         raise CheckError(f"{config}: {error}") from error
     warnings: list[ReportWarning] = []
@@ -158,7 +167,12 @@ def analyze(
             yield subject.resource
 
     with _collector_paused():
-        analyzed, stack_diagnostics = (analyze_all or pack.analyze_all)(resources())
+        remediate = remediate_always or any(
+            c.enforcement_level == "remediate" for c in reconciled.values()
+        )
+        analyzed, stack_diagnostics = (analyze_all or pack.analyze_all)(
+            resources(), remediate=remediate
+        )
     findings = [
         _finding(d, _urn(pack, resource), by_urn)
         for resource, diagnostics in analyzed

@@ -103,13 +103,13 @@ def check_program(
     """
     if pack is not None:
         subjects, warnings = _program_subjects(program, stack, config, secret_keys, preview)
-        report = analyze(pack, subjects, pack_config)
+        report = analyze(pack, subjects, pack_config, remediate_always=True)
     else:
         with starting_policy_pack(
             stack, dry_run=preview, config=config, secret_keys=secret_keys
         ) as ready:
             subjects, warnings = _program_subjects(program, stack, config, secret_keys, preview)
-            report = analyze(ready(), subjects, pack_config)
+            report = analyze(ready(), subjects, pack_config, remediate_always=True)
     found = tuple(ReportWarning(kind="program", message=warning) for warning in warnings)
     return dataclasses.replace(report, stack=stack, warnings=(*report.warnings, *found))
 

@@ -40,12 +40,12 @@ def starting_policy_packs(
 
 
 def spread(packs: Sequence[PolicyPackProcess], config: Path | None) -> AnalyzeAll:
-    """An `analyze_all` over `packs`: each resource's Analyze on the next pack in turn, then
+    """An `analyze_all` over `packs`: each resource's calls on the next pack in turn, then
     AnalyzeStack over all of them on the first. `pack.analyze` configures the first pack; the
     others get the same Configure here. Results come back in the order of the resources."""
 
     def analyze_all(
-        resources: Iterable[Resource],
+        resources: Iterable[Resource], *, remediate: bool = True
     ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]:
         raw = load_pack_config(config) if config is not None else None
         for other in packs[1:]:
@@ -60,7 +60,7 @@ def spread(packs: Sequence[PolicyPackProcess], config: Path | None) -> AnalyzeAl
                     yield item
 
             try:
-                outcomes[index] = packs[index].analyze_each(inbox())
+                outcomes[index] = packs[index].analyze_each(inbox(), remediate=remediate)
             except BaseException as error:  # handed to the caller below
                 outcomes[index] = error
                 for _ in inbox():  # keep draining: the dispatcher never blocks
