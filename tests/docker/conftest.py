@@ -42,9 +42,15 @@ def busybox(docker_client: docker.DockerClient) -> str:
 
 
 @pytest.fixture(scope="session")
-def app_image(docker_client: docker.DockerClient) -> str:
-    """The app's image from app/Dockerfile on a debootstrapped base (the base is reused)."""
-    return build_app_image(python_base_image(docker_client))
+def python_base(docker_client: docker.DockerClient) -> str:
+    """PYTHON_IMAGE of the tests' builds: debootstrapped once, then reused while it exists."""
+    return python_base_image(docker_client)
+
+
+@pytest.fixture(scope="session")
+def app_image(python_base: str) -> str:
+    """The app's image from app/Dockerfile on the debootstrapped base."""
+    return build_app_image(python_base)
 
 
 @pytest.fixture(scope="session")

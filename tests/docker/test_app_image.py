@@ -13,17 +13,21 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
 import httpx
 import psycopg
 import pytest
+from packaging.utils import canonicalize_name
 
 from app.db import MIGRATION_LOCK_ID
 from tests.support.dockerd import (
     PYTHON_BASE_IMAGE,
     Created,
+    build_app_image,
+    build_context_copy,
     create_container,
     diff,
     image_files,
@@ -31,6 +35,7 @@ from tests.support.dockerd import (
     wait_healthy,
 )
 from tests.support.load import Load, wait_for
+from tests.support.locks import locked_versions
 from tests.support.mocks import StackRun, unwrap
 from tests.support.servers import PostgresServer, RedisServer, free_port
 
@@ -128,6 +133,35 @@ def test_the_runtime_venv_has_no_build_tools_and_the_fast_parsers(
     )
 
     assert output.decode().split() == ["uvloop", "httptools"]
+
+
+def test_the_venv_holds_exactly_the_locked_versions(
+    docker_client: docker.DockerClient, app_image: str
+) -> None:
+    probe = (
+        "import importlib.metadata as m; "
+        "print('\\n'.join(f'{d.name}=={d.version}' for d in m.distributions()))"
+    )
+    output = docker_client.containers.run(
+        app_image, entrypoint=["python", "-c", probe], network_mode="none", remove=True
+    )
+    installed = dict(line.split("==") for line in output.decode().split())
+
+    assert {canonicalize_name(n): v for n, v in installed.items()} == locked_versions()
+
+
+def test_a_lock_entry_without_a_hash_fails_the_build(python_base: str, tmp_path: Path) -> None:
+    # The build reads the lock in hash-checking mode: one pin without its hashes is refused
+    # before anything is downloaded, so nothing unverified can reach the image.
+    context = build_context_copy(tmp_path)
+    lock = context / "app" / "requirements.lock"
+    lock.write_text(lock.read_text() + "six==1.16.0\n")
+
+    with pytest.raises(RuntimeError) as refused:
+        build_app_image(python_base, context=context, tag="safeguard-test/app:unhashed")
+
+    assert "Hashes are required in --require-hashes mode" in str(refused.value)
+    assert "six==1.16.0" in str(refused.value)
 
 
 # --- migrate, then the app, as the dev stack runs them -------------------------------------

@@ -201,17 +201,27 @@ def pip_ca_bundle() -> Path | None:
     return Path(configured) if configured and Path(configured).is_file() else None
 
 
-def build_app_image(base: str) -> str:
-    """app/Dockerfile built with BuildKit on `base`, pip reaching the index with the machine's
-    CA as a build secret (never a layer). Returns the tag; BuildKit's cache makes reruns quick."""
+def build_app_image(base: str, *, context: Path = REPO_ROOT, tag: str = APP_IMAGE) -> str:
+    """app/Dockerfile of `context` built with BuildKit on `base`, pip reaching the index with the
+    machine's CA as a build secret (never a layer). Returns the tag; BuildKit's cache makes reruns
+    quick."""
     args = ["build", "--network", "host", "--progress", "plain", "-f", "app/Dockerfile"]
-    args += ["--build-arg", f"PYTHON_IMAGE={base}", "-t", APP_IMAGE]
+    args += ["--build-arg", f"PYTHON_IMAGE={base}", "-t", tag]
     if (bundle := pip_ca_bundle()) is not None:
         args += ["--secret", f"id=pip_cert,src={bundle}"]
     if index := os.environ.get("PIP_INDEX_URL"):
         args += ["--build-arg", f"PIP_INDEX_URL={index}"]
-    cli(*args, str(REPO_ROOT), timeout=900, DOCKER_BUILDKIT="1")
-    return APP_IMAGE
+    cli(*args, str(context), timeout=900, DOCKER_BUILDKIT="1")
+    return tag
+
+
+def build_context_copy(destination: Path) -> Path:
+    """A copy of the app image's build context (what the root .dockerignore admits: app/, less
+    caches) in `destination`, for builds from a changed context."""
+    ignored = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".env")
+    shutil.copytree(REPO_ROOT / "app", destination / "app", ignore=ignored)
+    shutil.copy2(REPO_ROOT / ".dockerignore", destination / ".dockerignore")
+    return destination
 
 
 # --- the provider's uploads -------------------------------------------------------------------
