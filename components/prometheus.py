@@ -16,11 +16,15 @@ import pulumi
 from components.common import FILES, NOBODY, storage
 from spec.probes import HttpGet, Probe, Probes
 from spec.service import Compute, Container, Ingress, Port, Publish, ServiceSpec
-from spec.volumes import FilesVolume, Mount
+from spec.volumes import ApiTokenVolume, FilesVolume, Mount
 
 PORT = 9090
 # Not under /etc/prometheus: a mount inside a read-only ConfigMap mount cannot be created.
 RULES_DIR = "/etc/prometheus-rules"
+API_TOKEN_DIR = "/var/run/secrets/kubernetes-api"
+"""Kubernetes: the ServiceAccount token and the cluster's CA, mounted into the server alone (not
+the automount path: no pod mounts that)."""
+API_SERVER = "https://kubernetes.default.svc:443"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,17 +91,23 @@ def prometheus_config(
 def _kubelet_job(job: str, path: str, namespace: str | None) -> dict:
     """Kubelet metrics through the API server's node proxy (volume stats, container usage).
 
-    This is why Prometheus alone gets a ServiceAccount token on Kubernetes.
+    This is why Prometheus alone needs a ServiceAccount token on Kubernetes. The nodes are
+    discovered and scraped with the token at API_TOKEN_DIR; discovery then needs the API server
+    named, since without `api_server` Prometheus takes the automount path's files and refuses
+    its own client settings (prometheus/prometheus discovery/kubernetes/kubernetes.go v2.54.1,
+    SDConfig.UnmarshalYAML).
     """
-    token = "/var/run/secrets/kubernetes.io/serviceaccount"
+    api = {
+        "tls_config": {"ca_file": f"{API_TOKEN_DIR}/ca.crt"},
+        "authorization": {"credentials_file": f"{API_TOKEN_DIR}/token"},
+    }
     config: dict = {
         "job_name": job,
         "scheme": "https",
-        "kubernetes_sd_configs": [{"role": "node"}],
-        "tls_config": {"ca_file": f"{token}/ca.crt"},
-        "authorization": {"credentials_file": f"{token}/token"},
+        "kubernetes_sd_configs": [{"role": "node", "api_server": API_SERVER, **api}],
+        **api,
         "relabel_configs": [
-            {"target_label": "__address__", "replacement": "kubernetes.default.svc:443"},
+            {"target_label": "__address__", "replacement": API_SERVER.removeprefix("https://")},
             {
                 "source_labels": ["__meta_kubernetes_node_name"],
                 "target_label": "__metrics_path__",
@@ -151,6 +161,11 @@ def prometheus_spec(
             Mount(volume="config", path="/etc/prometheus", read_only=True),
             Mount(volume="rules", path=RULES_DIR, read_only=True),
             Mount(volume="data", path="/prometheus"),
+            *(
+                (Mount(volume="api-token", path=API_TOKEN_DIR, read_only=True),)
+                if kubernetes
+                else ()
+            ),
         ),
     )
     return ServiceSpec(
@@ -162,10 +177,10 @@ def prometheus_spec(
             FilesVolume(name="config", files={"prometheus.yml": config}),
             FilesVolume(name="rules", files=alert_rule_files()),
             storage("data", storage_size),
+            *((ApiTokenVolume(name="api-token"),) if kubernetes else ()),
         ),
         service_ports=(Port(name="http", port=PORT),),
         ingress=(Ingress(from_services=("grafana",), ports=(PORT,)),),
         node_metrics=True,
-        service_account_token=kubernetes,
         publish=(Publish(port=PORT, host_port=PORT),),
     )

@@ -144,10 +144,10 @@ class ServiceSpec:
     autoscaling: Autoscaling | None = None
     min_available: int | None = None
     """Pods kept through voluntary disruptions; None means no PodDisruptionBudget."""
-    service_account_token: bool = False
     node_metrics: bool = False
-    """Reads kubelet/cAdvisor metrics through the API server (Prometheus on Kubernetes): the one
-    workload that gets a ServiceAccount token, bound to a read-only ClusterRole."""
+    """Reads kubelet/cAdvisor metrics through the API server (Prometheus on Kubernetes): its
+    ServiceAccount is bound to a read-only ClusterRole, and its token reaches only the
+    container that mounts an ApiTokenVolume."""
     resource_name: str | None = None
     """Prefix of the Pulumi resource names when it differs from `name`."""
     public: bool = False

@@ -1,5 +1,6 @@
 """Volumes in the service description: scratch space, data that outlives the container, files
-the component renders, and secrets managed outside the program; and where each is mounted."""
+the component renders, secrets managed outside the program and a token for the Kubernetes API;
+and where each is mounted."""
 
 from __future__ import annotations
 
@@ -51,4 +52,23 @@ class ExistingSecretVolume:
     secret_name: str
 
 
-Volume = ScratchVolume | DataVolume | FilesVolume | ExistingSecretVolume
+@dataclass(frozen=True, kw_only=True)
+class ApiTokenVolume:
+    """The pod's ServiceAccount token for the Kubernetes API server, with the cluster's CA, as
+    the files `token` and `ca.crt` (Kubernetes only). Mounted only where a container talks to
+    the API server: no pod gets the token automounted into every container."""
+
+    name: str
+    expiration_seconds: int = 3600
+    """The token's lifetime; the kubelet replaces it before it expires (at 80%)."""
+
+    def __post_init__(self) -> None:
+        # The API server refuses a projected token shorter than ten minutes.
+        if self.expiration_seconds < 600:
+            raise ValueError(
+                f"volume {self.name!r}: expiration_seconds must be at least 600, "
+                f"got {self.expiration_seconds}"
+            )
+
+
+Volume = ScratchVolume | DataVolume | FilesVolume | ExistingSecretVolume | ApiTokenVolume

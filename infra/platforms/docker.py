@@ -31,7 +31,14 @@ from spec.platform import Deployed
 from spec.probes import Exec, Probe, Probes
 from spec.quantity import cpu_cores, memory_mb
 from spec.service import Container, ScheduledJob, ServiceSpec
-from spec.volumes import DataVolume, ExistingSecretVolume, FilesVolume, ScratchVolume, Volume
+from spec.volumes import (
+    ApiTokenVolume,
+    DataVolume,
+    ExistingSecretVolume,
+    FilesVolume,
+    ScratchVolume,
+    Volume,
+)
 
 
 def cpus(quantity: str) -> str:
@@ -99,6 +106,8 @@ class DockerPlatform:
                 raise ValueError(
                     f"{v.name}: secrets managed outside Pulumi exist only on Kubernetes"
                 )
+            if isinstance(v, ApiTokenVolume):
+                raise ValueError(f"{v.name}: a Kubernetes API token exists only on Kubernetes")
         opts = pulumi.ResourceOptions(parent=parent)
         images = {c.name: self._image(spec, c, opts) for c in _all_containers(spec)}
         files = {v.name: v for v in spec.volumes if isinstance(v, FilesVolume)}

@@ -2,9 +2,9 @@
 the rule files it loads).
 
 Two things differ on a test machine, and only those are changed in the copy under test:
-- the in-cluster files the kubelet/cAdvisor jobs read (ServiceAccount token and CA) do not exist
-  here, and promtool checks that they do: they are created in a temp dir and the paths pointed
-  there;
+- the in-cluster files the node discovery and the kubelet/cAdvisor jobs read (the ServiceAccount
+  token and CA the server mounts) do not exist here, and promtool checks that they do: they are
+  created in a temp dir and the paths pointed there;
 - Debian's Prometheus is built without Kubernetes service discovery ("Kubernetes support has been
   completely removed" in its NEWS.Debian since 1.5.0+ds; promtool 2.42+ds says "field
   kubernetes_sd_configs not found in type config.ScrapeConfig"). When the local promtool lacks
@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.prometheus import RULES_DIR
+from components.prometheus import API_SERVER, API_TOKEN_DIR, RULES_DIR
 from tests.support.deployed import deployed_files
 from tests.support.programs import Run
 
-SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICE_ACCOUNT = API_TOKEN_DIR
 # Meta labels that kubernetes_sd_configs role node sets (upstream docs).
 NODE_META_PREFIX = "__meta_kubernetes_node_"
 
@@ -98,8 +98,14 @@ def test_kubernetes_sd_jobs_follow_the_upstream_schema(stack: str) -> None:
     assert {j["job_name"] for j in jobs} == {"kubelet", "cadvisor"}
     for job in jobs:
         for sd in job["kubernetes_sd_configs"]:
-            assert set(sd) <= {"role", "namespaces", "selectors", "api_server"}, job["job_name"]
+            # The HTTP client settings are inline in the SD config, and need `api_server`
+            # (prometheus/prometheus discovery/kubernetes/kubernetes.go v2.54.1, SDConfig).
+            allowed = {"role", "namespaces", "selectors", "api_server", "authorization"}
+            assert set(sd) <= allowed | {"tls_config"}, job["job_name"]
             assert sd["role"] == "node"  # the kubelet runs per node
+            assert sd["api_server"] == API_SERVER
+            assert sd["authorization"] == {"credentials_file": f"{SERVICE_ACCOUNT}/token"}
+            assert sd["tls_config"] == {"ca_file": f"{SERVICE_ACCOUNT}/ca.crt"}
         for relabel in job["relabel_configs"]:
             for label in relabel.get("source_labels", []):
                 assert label.startswith(NODE_META_PREFIX), (job["job_name"], label)

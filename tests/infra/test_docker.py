@@ -7,11 +7,16 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import pulumi
 import pytest
 
 from app.settings import Settings
 from components.app_service import STOP_GRACE_SECONDS
-from tests.support.mocks import Recorded, StackRun, build_stack, is_secret, unwrap
+from infra.platforms.docker import DockerPlatform, prepare_networks
+from spec.probes import Exec, Probe, Probes
+from spec.service import Compute, Container, ServiceSpec
+from spec.volumes import ApiTokenVolume, Mount
+from tests.support.mocks import Recorded, StackRun, build_stack, is_secret, run_program, unwrap
 
 # Scratch images without a shell or wget: Docker, which runs health checks inside the container,
 # cannot check them (on Kubernetes the kubelet probes them over HTTP).
@@ -225,3 +230,26 @@ def test_migrations_get_the_database_and_nothing_else() -> None:
     names = {e.split("=", 1)[0] for e in unwrap(migrate.inputs["envs"])}
 
     assert names == {"APP_ENV", "LOG_LEVEL", "DATABASE_URL"}
+
+
+def test_prometheus_gets_no_api_token_on_docker_and_the_back_end_refuses_one() -> None:
+    def program() -> None:
+        backend, edge = prepare_networks("safeguard-test", backend_subnet="10.213.0.0/24")
+        platform = DockerPlatform(instance="safeguard-test", backend=backend, edge=edge)
+        server = Container(
+            name="reader", image="busybox:1.36", uid=10001, gid=10001,
+            compute=Compute(cpu_request="10m", memory_request="16Mi", cpu_limit="50m",
+                            memory_limit="32Mi"),
+            probes=Probes(liveness=Probe(check=Exec(command=("true",))),
+                          readiness=Probe(check=Exec(command=("true",)))),
+            mounts=(Mount(volume="api-token", path="/var/run/secrets/kubernetes-api"),),
+        )  # fmt: skip
+        spec = ServiceSpec(
+            name="reader", containers=(server,), volumes=(ApiTokenVolume(name="api-token"),)
+        )
+        platform.deploy(spec, parent=pulumi.ComponentResource("test:Test", "parent"))
+
+    with pytest.raises(ValueError, match="api-token: a Kubernetes API token exists only on"):
+        run_program(program, stack="dev", config={})
+    prometheus = next(c for c in _containers() if c["name"] == "safeguard-dev-prometheus")
+    assert not [m for m in prometheus.get("mounts", []) if "kubernetes-api" in m["target"]]

@@ -6,8 +6,10 @@ import importlib.util
 import json
 
 import pytest
+import yaml
 
 from spec.images import is_pinned_image
+from tests.support.deployed import deployed_files
 from tests.support.mocks import (
     KUBERNETES_STACKS,
     build_stack,
@@ -53,16 +55,50 @@ def test_every_container_is_hardened_with_probes_and_limits(stack: str) -> None:
     assert seen == 12
 
 
-def test_only_prometheus_gets_a_service_account_token(stack: str) -> None:
+def test_no_pod_automounts_a_token_and_only_prometheus_s_server_mounts_one(stack: str) -> None:
+    # CKV_K8S_38 (checkov): a pod with automountServiceAccountToken gives every container the
+    # token; Prometheus' discovery and kubelet scrapes need one, in its server only.
     run = build_stack(stack)
-    with_token = {
-        w.inputs["metadata"]["name"]
-        for w, pod in pod_specs(run)
-        if pod["automountServiceAccountToken"] is not False
-    }
-    assert with_token == {"prometheus"}
     accounts = _by_kind(run, "ServiceAccount")
-    assert [n for n, a in accounts.items() if a["automountServiceAccountToken"]] == ["prometheus"]
+    prometheus = yaml.safe_load(deployed_files(stack)["/etc/prometheus/prometheus.yml"])
+    readers = {
+        path
+        for job in prometheus["scrape_configs"]
+        for client in (job, *job.get("kubernetes_sd_configs", ()))
+        for path in (
+            client.get("authorization", {}).get("credentials_file"),
+            client.get("tls_config", {}).get("ca_file"),
+        )
+        if path
+    }
+    mounted = {}
+    for workload, pod in pod_specs(run):
+        assert pod["automountServiceAccountToken"] is False, workload.name
+        tokens = {
+            v["name"]: v["projected"]["sources"]
+            for v in pod.get("volumes", [])
+            if any(
+                "serviceAccountToken" in source
+                for source in v.get("projected", {}).get("sources", [])
+            )
+        }
+        for container, _ in containers(pod):
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] in tokens:
+                    where = (workload.inputs["metadata"]["name"], container["name"])
+                    mounted[where] = (mount, tokens[mount["name"]], pod["serviceAccountName"])
+
+    assert all(a["automountServiceAccountToken"] is False for a in accounts.values())
+    ((where, (mount, sources, account)),) = mounted.items()
+    assert where == ("prometheus", "prometheus") and account == "prometheus"
+    assert mount["readOnly"] is True
+    assert readers == {f"{mount['mountPath']}/token", f"{mount['mountPath']}/ca.crt"}
+    (token,) = [s["serviceAccountToken"] for s in sources if "serviceAccountToken" in s]
+    # No audience named: the token is bound to the API server's own, the only reader here.
+    assert token == {"path": "token", "expirationSeconds": 3600}
+    assert {
+        "configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    } in sources
 
 
 def test_everything_lives_in_the_stack_namespace(stack: str) -> None:

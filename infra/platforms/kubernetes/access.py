@@ -1,5 +1,6 @@
-"""Who a service's pods are to the API server: a ServiceAccount each (its token mounted only when
-the service asks for one), and for Prometheus a read-only ClusterRole on the nodes' metrics."""
+"""Who a service's pods are to the API server: a ServiceAccount each, whose token is never
+automounted (a container that talks to the API server mounts an ApiTokenVolume), and for
+Prometheus a read-only ClusterRole on the nodes' metrics."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def service_account(
     return k8s.core.v1.ServiceAccount(
         f"{spec.prefix}-serviceaccount",
         metadata=target.metadata(spec.name, spec.name),
-        automount_service_account_token=spec.service_account_token,
+        automount_service_account_token=False,
         opts=opts,
     )
 

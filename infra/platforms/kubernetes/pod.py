@@ -16,6 +16,7 @@ from pulumi_kubernetes.core.v1 import (
     PodSpecArgsDict,
     PodTemplateSpecArgsDict,
     ProbeArgsDict,
+    ProjectedVolumeSourceArgsDict,
     ResourceRequirementsArgsDict,
     SeccompProfileArgsDict,
     SecurityContextArgsDict,
@@ -27,7 +28,15 @@ from pulumi_kubernetes.core.v1 import (
 from infra.platforms.kubernetes.target import Target
 from spec.probes import HttpGet, Probe, Probes
 from spec.service import Compute, Container, Port, ScheduledJob, ServiceSpec
-from spec.volumes import DataVolume, ExistingSecretVolume, FilesVolume, Mount, ScratchVolume, Volume
+from spec.volumes import (
+    ApiTokenVolume,
+    DataVolume,
+    ExistingSecretVolume,
+    FilesVolume,
+    Mount,
+    ScratchVolume,
+    Volume,
+)
 
 SECCOMP: SeccompProfileArgsDict = {"type": "RuntimeDefault"}
 
@@ -35,7 +44,7 @@ SECCOMP: SeccompProfileArgsDict = {"type": "RuntimeDefault"}
 def pod_template(target: Target, spec: ServiceSpec) -> PodTemplateSpecArgsDict:
     """The pods of a service's Deployment or StatefulSet."""
     pod: PodSpecArgsDict = {
-        **pod_security(spec.containers[0], token=spec.service_account_token),
+        **pod_security(spec.containers[0]),
         "service_account_name": spec.name,
         "termination_grace_period_seconds": max(c.stop_grace_seconds for c in spec.containers),
         "containers": [container(c, spec.name, spec.name) for c in spec.containers],
@@ -52,18 +61,18 @@ def pod_template(target: Target, spec: ServiceSpec) -> PodTemplateSpecArgsDict:
 def job_pod(job: ScheduledJob) -> PodSpecArgsDict:
     """The pod of a scheduled job: retried on failure, its claims mounted by name."""
     return {
-        **pod_security(job.container, token=False),
+        **pod_security(job.container),
         "restart_policy": "OnFailure",
         "containers": [container(job.container, job.secrets_of or job.name, job.name)],
         "volumes": volumes(job.name, job.volumes, standalone_claims=True),
     }
 
 
-def pod_security(main: Container, *, token: bool) -> PodSpecArgsDict:
-    """The pod-level settings: no service account token unless asked for, non-root as the
-    main container's user."""
+def pod_security(main: Container) -> PodSpecArgsDict:
+    """The pod-level settings: no service account token in every container (an ApiTokenVolume
+    puts one where it is needed), non-root as the main container's user."""
     return {
-        "automount_service_account_token": token,
+        "automount_service_account_token": False,
         # Service links would inject FOO_PORT=tcp://... variables that clash with real
         # settings (PORT, REDIS_PORT...) of the images.
         "enable_service_links": False,
@@ -124,10 +133,35 @@ def _volume(prefix: str, volume: Volume, *, standalone_claims: bool) -> VolumeAr
             return {"name": volume.name, "config_map": {"name": f"{prefix}-{volume.name}"}}
         case ExistingSecretVolume():
             return {"name": volume.name, "secret": {"secret_name": volume.secret_name}}
+        case ApiTokenVolume():
+            return {"name": volume.name, "projected": _api_token(volume)}
         case DataVolume() if standalone_claims:
             claim = f"{prefix}-{volume.name}"
             return {"name": volume.name, "persistent_volume_claim": {"claim_name": claim}}
     return None
+
+
+def _api_token(volume: ApiTokenVolume) -> ProjectedVolumeSourceArgsDict:
+    """What the automounted token volume holds, for one container only: a bound token of the
+    pod's ServiceAccount (its audience the API server's own, the default when none is named)
+    and the CA that every namespace's kube-root-ca.crt ConfigMap carries. No namespace file:
+    nothing here reads it."""
+    return {
+        "sources": [
+            {
+                "service_account_token": {
+                    "path": "token",
+                    "expiration_seconds": volume.expiration_seconds,
+                }
+            },
+            {
+                "config_map": {
+                    "name": "kube-root-ca.crt",
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                }
+            },
+        ],
+    }
 
 
 def _security_context(c: Container) -> SecurityContextArgsDict:
