@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.offline.runtime import PROJECT_ROOT
+from infra.offline.runtime import PROJECT_ROOT, stack_config
+from tests.support.mocks import build_stack, containers, pod_specs, unwrap
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 PR = WORKFLOWS / "pr.yml"
@@ -25,6 +26,7 @@ PINNED = re.compile(
     r"^\s*(?:-\s+)?uses:\s+[\w.-]+/[\w.-]+(?:/[\w./-]+)?@[0-9a-f]{40} # v\d+(\.\d+)*$"
 )
 ALLOWED_WRITES = {"pull-requests", "id-token"}
+IMAGE_ARCHIVE = "${{ runner.temp }}/app-image.tar"
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -40,7 +42,17 @@ def _steps(job: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _pulumi_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for s in _steps(job) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    """The job's pulumi/actions steps that run a command (without one it installs the CLI)."""
+    return [
+        s
+        for s in _steps(job)
+        if str(s.get("uses", "")).startswith("pulumi/actions@") and s.get("with", {}).get("command")
+    ]
+
+
+def _uses(job: dict[str, Any], action: str) -> dict[str, Any]:
+    (step,) = [s for s in _steps(job) if str(s.get("uses", "")).startswith(f"{action}@")]
+    return step
 
 
 def _commands(job: dict[str, Any]) -> Iterator[list[str]]:
@@ -93,6 +105,8 @@ def test_every_stack_is_deployed_in_order_with_its_policy_pack() -> None:
     jobs = _jobs(DEPLOY)
     deployed = {}
     for name, job in jobs.items():
+        if name == "image":
+            continue
         (step,) = _pulumi_steps(job)
         stack = step["with"]["stack-name"]
         deployed[stack] = name
@@ -103,8 +117,9 @@ def test_every_stack_is_deployed_in_order_with_its_policy_pack() -> None:
         assert ["python", "-m", "infra", "check", "--stack", stack] in list(_commands(job))
         assert job["concurrency"] == {"group": f"deploy-{stack}", "cancel-in-progress": False}
     assert sorted(deployed) == STACKS
-    assert jobs[deployed["staging"]]["needs"] == deployed["dev"]
-    assert jobs[deployed["production"]]["needs"] == deployed["staging"]
+    assert jobs[deployed["dev"]]["needs"] == "image"
+    assert jobs[deployed["staging"]]["needs"] == ["image", deployed["dev"]]
+    assert jobs[deployed["production"]]["needs"] == ["image", deployed["staging"]]
 
 
 def test_production_waits_for_the_production_environment() -> None:
@@ -169,6 +184,11 @@ def test_permissions_are_least_privilege(path: Path) -> None:
         permissions = job.get("permissions", {})
         assert isinstance(permissions, dict), f"{name}: {permissions}"
         writes = {scope for scope, level in permissions.items() if level == "write"}
+        if (path, name) == (DEPLOY, "image"):
+            # The one job that pushes the app image to GHCR with GITHUB_TOKEN.
+            assert writes == {"packages"} and permissions["contents"] == "read"
+            assert [s["id"] for s in _steps(job) if "skopeo copy" in s.get("run", "")] == ["push"]
+            continue
         assert writes <= ALLOWED_WRITES, f"{name}: {writes}"
         if "pull-requests" in writes:
             comments = any(
@@ -177,7 +197,7 @@ def test_permissions_are_least_privilege(path: Path) -> None:
             )
             assert comments, f"{name} may write to pull requests but never comments"
     if path == DEPLOY:
-        assert all("permissions" not in job for job in workflow["jobs"].values())
+        assert [n for n, job in workflow["jobs"].items() if "permissions" in job] == ["image"]
 
 
 def _step(job: str, name: str) -> dict[str, Any]:
@@ -283,3 +303,126 @@ def test_the_comment_shows_each_stacks_check_and_diff_and_names_a_missing_one(
     assert call["issue_number"] == 7 and body.startswith("<!-- safeguard-diff -->")
     assert body.index(failing) < body.index("### Stack `dev` against") < body.index("`staging`")
     assert "### Stack `production`: no report; its job failed before writing one" in body
+
+
+def _step_index(job: dict[str, Any], match: str) -> int:
+    return next(
+        i
+        for i, step in enumerate(_steps(job))
+        if match in step.get("run", "") + step.get("uses", "")
+    )
+
+
+def test_the_image_is_built_once_into_one_archive_that_is_scanned_before_it_is_pushed() -> None:
+    job = _jobs(DEPLOY)["image"]
+    build = _uses(job, "docker/build-push-action")["with"]
+    sbom = _uses(job, "anchore/sbom-action")["with"]
+    scan = _uses(job, "anchore/scan-action")["with"]
+
+    assert (build["context"], build["file"]) == (".", "app/Dockerfile")
+    assert (PROJECT_ROOT / build["file"]).is_file()
+    assert build["outputs"] == f"type=oci,dest={IMAGE_ARCHIVE}" and "push" not in build
+    assert build["cache-from"] == "type=gha,scope=app-image"
+    assert build["cache-to"] == "type=gha,scope=app-image,mode=max"
+    assert build["provenance"] is False and build["sbom"] is False
+    assert sbom["image"] == scan["image"] == f"oci-archive:{IMAGE_ARCHIVE}"
+    assert sbom["format"] == "spdx-json"
+    # Fails on fixable HIGH or CRITICAL findings, and only on those.
+    assert scan["fail-build"] is True and scan["only-fixed"] is True
+    assert scan["severity-cutoff"] == "high"
+    push = next(s for s in _steps(job) if s.get("id") == "push")
+    assert push["env"] == {"ARCHIVE": IMAGE_ARCHIVE}
+    order = [_step_index(job, m) for m in ("build-push-action", "sbom-action", "scan-action")]
+    assert order == sorted(order) and order[-1] < _steps(job).index(push)
+    assert "continue-on-error" not in scan and all(
+        "continue-on-error" not in step for step in _steps(job)
+    )
+    assert job["outputs"]["image"] == (
+        "${{ steps.push.outputs.image || steps.rollback.outputs.image }}"
+    )
+
+
+def test_the_registry_is_ghcr_unless_configured() -> None:
+    env = _load(DEPLOY)["env"]
+
+    assert env["IMAGE_REGISTRY"] == "${{ vars.IMAGE_REGISTRY || 'ghcr.io' }}"
+    assert env["IMAGE_REPOSITORY"] == (
+        "${{ vars.IMAGE_REPOSITORY || format('{0}/safeguard-app', github.repository) }}"
+    )
+    job = _jobs(DEPLOY)["image"]
+    assert job["env"]["REGISTRY_PASSWORD"] == (
+        "${{ vars.IMAGE_REGISTRY && secrets.REGISTRY_PASSWORD || secrets.GITHUB_TOKEN }}"
+    )
+    login = _steps(job)[0]
+    assert "skopeo login" in login["run"] and "--password-stdin" in login["run"]
+
+
+def test_every_stack_deploys_the_image_job_s_digest() -> None:
+    for stack in STACKS:
+        job = _jobs(DEPLOY)[stack]
+        commands = list(_commands(job))
+        set_image = ["pulumi", "config", "set", "--stack", stack, "--path", "safeguard:app.image"]
+        (image,) = [c for c in commands if c[:7] == set_image]
+        builds = [c for c in commands if "safeguard:app.build" in c]
+
+        assert image[7:] == ["$IMAGE"]
+        assert job["env"]["IMAGE"] == "${{ needs.image.outputs.image }}"
+        # dev builds its image from the working tree by default; the pipeline deploys the release.
+        assert builds == (
+            [[*set_image[:6], "safeguard:app.build", "false"]] if stack == "dev" else []
+        )
+        first_set = _step_index(job, "pulumi config set")
+        (up,) = _pulumi_steps(job)
+        assert first_set < _step_index(job, "infra check") < _steps(job).index(up)
+        installs = [
+            i for i, step in enumerate(_steps(job))
+            if str(step.get("uses", "")).startswith("pulumi/actions@") and "with" not in step
+        ]  # fmt: skip
+        assert installs and installs[0] < first_set, "the CLI is installed before it is used"
+        assert up["with"]["message"] == "${{ github.sha }} ${{ needs.image.outputs.image }}"
+
+
+RELEASED = "ghcr.io/example/safeguard-app@sha256:" + "ab" * 32
+
+
+def _config_set(config: dict[str, str], command: list[str], value: str) -> None:
+    """`pulumi config set --path <key.field> <value>` on the engine-shaped config: with --path a
+    value of true or false is stored as a boolean (pulumi/pulumi sdk/go/common/resource/config
+    map.go, adjustObjectValue)."""
+    key, field = command[command.index("--path") + 1].split(".")
+    section = json.loads(config.get(key, "{}"))
+    section[field] = {"true": True, "false": False}.get(value, value)
+    config[key] = json.dumps(section)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_runs_the_digest_the_workflow_sets(stack: str) -> None:
+    config, _ = stack_config(stack)
+    for command in _commands(_jobs(DEPLOY)[stack]):
+        if command[:3] == ["pulumi", "config", "set"]:
+            _config_set(config, command, RELEASED if command[-1] == "$IMAGE" else command[-1])
+    run = build_stack(stack, app=config["safeguard:app"])
+
+    if stack == "dev":
+        pulled = [unwrap(r.inputs)["name"] for r in run.of_type("index/remoteImage:RemoteImage")]
+        assert RELEASED in pulled and not run.of_type("index/image:Image")
+    else:
+        (app,) = [p for w, p in pod_specs(run) if w.inputs["metadata"]["name"] == "app"]
+        assert {c["image"] for c, _ in containers(app)} == {RELEASED}
+
+
+def test_a_dispatch_with_an_image_redeploys_it_instead_of_building() -> None:
+    triggers = _load(DEPLOY).get("on", _load(DEPLOY).get(True))
+    image_input = triggers["workflow_dispatch"]["inputs"]["image"]
+    job = _jobs(DEPLOY)["image"]
+    rollback = next(s for s in _steps(job) if s.get("id") == "rollback")
+    building = [s for s in _steps(job) if s is not rollback and s.get("name") != "Registry login"]
+
+    assert image_input["type"] == "string" and image_input["required"] is False
+    assert job["env"]["ROLLBACK_IMAGE"] == "${{ inputs.image || '' }}"
+    assert rollback["if"] == "env.ROLLBACK_IMAGE != ''"
+    assert len(building) >= 6 and {s.get("if") for s in building} == {"env.ROLLBACK_IMAGE == ''"}
+    # The deploy jobs take the job's output either way, so the rollback goes through the same
+    # checks, order and approval as a release.
+    for stack in STACKS:
+        assert _jobs(DEPLOY)[stack]["env"]["IMAGE"] == "${{ needs.image.outputs.image }}"
