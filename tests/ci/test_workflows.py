@@ -17,6 +17,7 @@ import yaml
 
 from infra.offline.runtime import PROJECT_ROOT, stack_config
 from tests.support.mocks import build_stack, containers, pod_specs, unwrap
+from tests.support.workflows import run_step
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 PR = WORKFLOWS / "pr.yml"
@@ -426,3 +427,121 @@ def test_a_dispatch_with_an_image_redeploys_it_instead_of_building() -> None:
     # checks, order and approval as a release.
     for stack in STACKS:
         assert _jobs(DEPLOY)[stack]["env"]["IMAGE"] == "${{ needs.image.outputs.image }}"
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def _image_report(repo: Path) -> str:
+    step = next(s for s in _steps(_jobs(PR)["image"]) if s.get("name") == "Did the image change")
+    done, _, summary = run_step(step, repo, {"BASE_REF": "main", "IMAGE_ID": "sha256:" + "c" * 64})
+    assert done.returncode == 0, done.stderr
+    report = (repo / "report" / "image.md").read_text()
+    assert report in summary
+    return report
+
+
+@pytest.fixture
+def pull_request(tmp_path: Path) -> Path:
+    """A repository whose `origin/main` holds the app's build context as it is here."""
+    repo = tmp_path / "repo"
+    (repo / "app").mkdir(parents=True)
+    for name in ("Dockerfile", "requirements.lock", "main.py"):
+        (repo / "app" / name).write_bytes((PROJECT_ROOT / "app" / name).read_bytes())
+    (repo / ".dockerignore").write_bytes((PROJECT_ROOT / ".dockerignore").read_bytes())
+    (repo / "README.md").write_text("safeguard\n")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    _git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    return repo
+
+
+def test_the_comment_says_the_image_is_unchanged_when_nothing_it_is_built_from_is(
+    pull_request: Path,
+) -> None:
+    (pull_request / "README.md").write_text("safeguard, documented\n")
+    _git(pull_request, "commit", "-qam", "docs only")
+
+    report = _image_report(pull_request)
+
+    assert report.startswith("### App image: unchanged\n")
+    assert "Built, not pushed: `sha256:" + "c" * 64 + "`." in report
+
+
+def test_the_comment_names_what_changes_the_image_its_base_and_its_pins(
+    pull_request: Path,
+) -> None:
+    lock = pull_request / "app" / "requirements.lock"
+    lock.write_text(lock.read_text().replace("\nalembic==1.20.1 \\", "\nalembic==1.20.2 \\"))
+    dockerfile = pull_request / "app" / "Dockerfile"
+    old_base = re.search(r"(?m)^ARG PYTHON_IMAGE=(\S+)$", dockerfile.read_text()).group(1)  # type: ignore[union-attr]
+    new_base = old_base.split("@")[0] + "@sha256:" + "d" * 64
+    dockerfile.write_text(dockerfile.read_text().replace(old_base, new_base))
+    (pull_request / "app" / "main.py").write_text("changed\n")
+    _git(pull_request, "commit", "-qam", "bump")
+
+    report = _image_report(pull_request)
+
+    assert report.startswith("### App image: changed\n")
+    assert "M\tapp/Dockerfile\nM\tapp/main.py\nM\tapp/requirements.lock\n" in report
+    assert f"-ARG PYTHON_IMAGE={old_base}\n+ARG PYTHON_IMAGE={new_base}\n" in report
+    assert "< alembic==1.20.1\n> alembic==1.20.2\n" in report
+    assert "README" not in report
+
+
+def test_pull_requests_build_the_image_as_the_deploy_does_without_pushing_it() -> None:
+    job = _jobs(PR)["image"]
+    build = _uses(job, "docker/build-push-action")["with"]
+    deploy_build = _uses(_jobs(DEPLOY)["image"], "docker/build-push-action")["with"]
+    upload = _uses(job, "actions/upload-artifact")["with"]
+    comment = _jobs(PR)["diff-comment"]
+    download = _uses(comment, "actions/download-artifact")["with"]
+
+    assert build["push"] is False and "outputs" not in build
+    for same in ("context", "file", "cache-from", "provenance", "sbom"):
+        assert build[same] == deploy_build[same], same
+    assert "cache-to" not in build, "pull requests read the cache main writes"
+    assert "permissions" not in job and not [s for s in _steps(job) if "login" in str(s)]
+    assert job["steps"][0]["with"]["fetch-depth"] == 0
+    assert "image" in comment["needs"]
+    assert re.fullmatch(download["pattern"].replace("*", ".*"), upload["name"])
+
+
+def _comment(tmp_path: Path, files: dict[str, str]) -> str:
+    """The body the comment script posts for these report files (the harness above)."""
+    job = _jobs(PR)["diff-comment"]
+    step = next(s for s in _steps(job) if "github-script" in s.get("uses", ""))
+    (tmp_path / "report").mkdir(parents=True)
+    for name, text in files.items():
+        (tmp_path / "report" / name).write_text(text)
+    (tmp_path / "script.js").write_text(step["with"]["script"])
+    (tmp_path / "harness.js").write_text(_COMMENT_HARNESS)
+    done = subprocess.run(
+        ["node", "harness.js", "script.js"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "STACKS": step["env"]["STACKS"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    (call,) = json.loads(done.stdout)
+    return call["body"]
+
+
+def test_the_comment_opens_with_the_app_image_s_section(tmp_path: Path) -> None:
+    image = "### App image: changed\n\nWhat it is built from differs from `main`:\n"
+    stacks = {f"{s}-1-check.md": f"### Policy check of stack `{s}`: passed\n" for s in STACKS}
+
+    with_image = _comment(tmp_path / "with", {"image.md": image, **stacks})
+    without = _comment(tmp_path / "without", stacks)
+
+    assert with_image.index(image) < with_image.index("### Policy check of stack `dev`")
+    assert without.index("### App image: no report; its job failed before writing one") < (
+        without.index("### Policy check of stack `dev`")
+    )
