@@ -205,26 +205,6 @@ def _step(job: str, name: str) -> dict[str, Any]:
     return next(s for s in _steps(_jobs(PR)[job]) if s.get("name") == name)
 
 
-def _run_step(step: dict[str, Any], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """A workflow step's shell script, run by bash as the runner runs it (-e, pipefail)."""
-    outputs = {key: cwd / key.lower() for key in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")}
-    for path in outputs.values():
-        path.touch()
-    return subprocess.run(
-        ["bash", "-eo", "pipefail", "-c", step["run"]],
-        cwd=cwd,
-        env={
-            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-            "PYTHONPATH": str(PROJECT_ROOT),
-            **{k: str(v) for k, v in outputs.items()},
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_a_stack_whose_check_fails_still_gets_its_report_and_fails_the_job(
     tmp_path: Path,
 ) -> None:
@@ -233,15 +213,17 @@ def test_a_stack_whose_check_fails_still_gets_its_report_and_fails_the_job(
     check = _step("stack", "Policy check")
     verdict = _step("stack", "Policy check verdict")
 
-    ran = _run_step(check, tmp_path, STACK="nope")
-    failed = _run_step(verdict, tmp_path, STACK="nope", STATUS="2")
+    ran, outputs, summary = run_step(
+        check, tmp_path, {"STACK": "nope", "PYTHONPATH": str(PROJECT_ROOT)}
+    )
+    failed, _, _ = run_step(verdict, tmp_path, {"STACK": "nope", "STATUS": "2"})
 
     assert ran.returncode == 0, ran.stderr
-    assert (tmp_path / "github_output").read_text() == "status=2\n"
+    assert outputs == {"status": "2"}
     report = (tmp_path / "report" / "nope-1-check.md").read_text()
     assert report.startswith("### Policy check of stack `nope`: :x: **could not run**")
     assert "no stack 'nope'" in report
-    assert report in (tmp_path / "github_step_summary").read_text()
+    assert report in summary
     assert verdict["if"] == "steps.check.outputs.status != '0'"
     assert failed.returncode == 2 and "exited 2" in failed.stdout
     upload = next(s for s in _steps(_jobs(PR)["stack"]) if "upload-artifact" in s.get("uses", ""))
@@ -280,28 +262,18 @@ def test_the_comment_shows_each_stacks_check_and_diff_and_names_a_missing_one(
     assert step["env"]["STACKS"].split() == _jobs(PR)["stack"]["strategy"]["matrix"]["stack"]
     download = next(s for s in _steps(job) if "download-artifact" in s.get("uses", ""))
     assert download["with"] == {"pattern": "report-*", "path": "report", "merge-multiple": True}
-    report = tmp_path / "report"
-    report.mkdir()
     failing = "### Policy check of stack `dev`: :x: **failed**\n\n#### `k8s-no-root` (mandatory)"
-    (report / "dev-1-check.md").write_text(failing + "\n")
-    (report / "dev-2-diff.md").write_text("### Stack `dev` against `origin/main`: no changes\n")
-    (report / "staging-1-check.md").write_text("### Policy check of stack `staging`: passed\n")
-    (tmp_path / "script.js").write_text(step["with"]["script"])
-    (tmp_path / "harness.js").write_text(_COMMENT_HARNESS)
 
-    done = subprocess.run(
-        ["node", "harness.js", "script.js"],
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "STACKS": step["env"]["STACKS"]},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    body = _comment(
+        tmp_path,
+        {
+            "dev-1-check.md": failing + "\n",
+            "dev-2-diff.md": "### Stack `dev` against `origin/main`: no changes\n",
+            "staging-1-check.md": "### Policy check of stack `staging`: passed\n",
+        },
     )
 
-    assert done.returncode == 0, done.stderr
-    (call,) = json.loads(done.stdout)
-    body = call["body"]
-    assert call["issue_number"] == 7 and body.startswith("<!-- safeguard-diff -->")
+    assert body.startswith("<!-- safeguard-diff -->")
     assert body.index(failing) < body.index("### Stack `dev` against") < body.index("`staging`")
     assert "### Stack `production`: no report; its job failed before writing one" in body
 
@@ -531,6 +503,7 @@ def _comment(tmp_path: Path, files: dict[str, str]) -> str:
     )
     assert done.returncode == 0, done.stderr
     (call,) = json.loads(done.stdout)
+    assert call["issue_number"] == 7
     return call["body"]
 
 
