@@ -26,6 +26,8 @@ from tests.support.programs import (
     ALERTMANAGER,
     AMTOOL,
     DOCKER,
+    DOCKER_REGISTRY,
+    HTPASSWD,
     INITDB,
     NGINX,
     OPENSSL,
@@ -33,6 +35,7 @@ from tests.support.programs import (
     PROMETHEUS,
     PROMTOOL,
     REDIS_SERVER,
+    SKOPEO,
     Program,
     recording,
     runner,
@@ -64,6 +67,7 @@ PROGRAM_FIXTURES: dict[str, tuple[Program, ...]] = {
     "prometheus_binary": (PROMETHEUS,),
     "alertmanager_binary": (ALERTMANAGER,),
     "docker_client": (DOCKER,),
+    "image_registry": (DOCKER_REGISTRY, HTPASSWD, OPENSSL, SKOPEO),
 }
 """The fixtures that run a program, directly or through a server they start; a fixture that
 depends on one of these (database_url, live_app, ...) needs its programs too."""

@@ -25,7 +25,7 @@ import pytest
 from tests.support.registry import RegistryServer, skopeo
 from tests.support.workflows import run_step, step
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 REPOSITORY = "Example/Safeguard-App"
 """As `github.repository` may spell it: the steps make it lowercase, as registries require."""
@@ -33,7 +33,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+def image_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     server = RegistryServer(tmp_path_factory.mktemp("registry")).start()
     try:
         yield server
@@ -43,12 +43,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
 
 @pytest.fixture(scope="module")
 def archive(
-    app_image: str, registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory
+    app_image: str, image_registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The app image as an OCI archive, the shape the workflow's build writes."""
     path = tmp_path_factory.mktemp("oci") / "app-image.tar"
     skopeo("copy", f"docker-daemon:{app_image}", f"oci-archive:{path}",
-           env={**os.environ, **registry.skopeo_env(path.parent / "auth.json")})  # fmt: skip
+           env={**os.environ, **image_registry.skopeo_env(path.parent / "auth.json")})  # fmt: skip
     return path
 
 
@@ -81,27 +81,27 @@ def _login(registry: RegistryServer, cwd: Path, password: str | None = None) -> 
 
 @pytest.fixture(scope="module")
 def pushed(
-    registry: RegistryServer, archive: Path, tmp_path_factory: pytest.TempPathFactory
+    image_registry: RegistryServer, archive: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, str]:
     """The push step's `image` output and its summary, after the login step."""
     cwd = tmp_path_factory.mktemp("push")
-    _login(registry, cwd)
+    _login(image_registry, cwd)
     push = step("deploy.yml", "image", id="push")
-    done, outputs, summary = run_step(push, cwd, _env(registry, cwd, ARCHIVE=str(archive)))
+    done, outputs, summary = run_step(push, cwd, _env(image_registry, cwd, ARCHIVE=str(archive)))
     assert done.returncode == 0, done.stdout + done.stderr
     return outputs["image"], summary
 
 
 def test_the_push_step_publishes_the_archive_under_its_own_digest(
-    registry: RegistryServer, archive: Path, pushed: tuple[str, str]
+    image_registry: RegistryServer, archive: Path, pushed: tuple[str, str]
 ) -> None:
     image, summary = pushed
     digest = _archive_digest(archive)
-    repository = f"{registry.host}/example/safeguard-app"
-    auth = (registry.username, registry.password)
+    repository = f"{image_registry.host}/example/safeguard-app"
+    auth = (image_registry.username, image_registry.password)
     accept = "application/vnd.oci.image.manifest.v1+json"
-    path = f"https://{registry.host}/v2/example/safeguard-app/manifests"
-    with httpx.Client(auth=auth, headers={"Accept": accept}, verify=registry.tls()) as client:
+    path = f"https://{image_registry.host}/v2/example/safeguard-app/manifests"
+    with httpx.Client(auth=auth, headers={"Accept": accept}, verify=image_registry.tls()) as client:
         by_digest = client.get(f"{path}/{digest}")
         by_tag = client.get(f"{path}/sha-{COMMIT}")
 
@@ -114,12 +114,12 @@ def test_the_push_step_publishes_the_archive_under_its_own_digest(
 
 def test_the_digest_pulls_the_image_that_was_built_and_it_runs(
     docker_client: docker.DockerClient,
-    registry: RegistryServer,
+    image_registry: RegistryServer,
     app_image: str,
     pushed: tuple[str, str],
 ) -> None:
     image, _ = pushed
-    auth = {"username": registry.username, "password": registry.password}
+    auth = {"username": image_registry.username, "password": image_registry.password}
     repository, digest = image.split("@")
     docker_client.api.pull(repository, tag=digest, auth_config=auth)
     try:
@@ -137,24 +137,28 @@ def test_the_digest_pulls_the_image_that_was_built_and_it_runs(
     assert output.decode().strip() == "ok"
 
 
-def test_the_push_needs_the_login(registry: RegistryServer, archive: Path, tmp_path: Path) -> None:
-    _login(registry, tmp_path, password="wrong")
+def test_the_push_needs_the_login(
+    image_registry: RegistryServer, archive: Path, tmp_path: Path
+) -> None:
+    _login(image_registry, tmp_path, password="wrong")
     push = step("deploy.yml", "image", id="push")
-    done, outputs, _ = run_step(push, tmp_path, _env(registry, tmp_path, ARCHIVE=str(archive)))
+    done, outputs, _ = run_step(
+        push, tmp_path, _env(image_registry, tmp_path, ARCHIVE=str(archive))
+    )
 
     assert done.returncode != 0 and outputs == {}
     assert "authentication required" in done.stderr.lower() or "401" in done.stderr
 
 
 def test_a_rollback_takes_only_a_digest_the_pipeline_pushed(
-    registry: RegistryServer, pushed: tuple[str, str], tmp_path: Path
+    image_registry: RegistryServer, pushed: tuple[str, str], tmp_path: Path
 ) -> None:
     image, _ = pushed
     rollback = step("deploy.yml", "image", id="rollback")
-    _login(registry, tmp_path)
+    _login(image_registry, tmp_path)
 
     def roll_back_to(target: str) -> tuple[int, dict[str, str], str]:
-        env = _env(registry, tmp_path, ROLLBACK_IMAGE=target)
+        env = _env(image_registry, tmp_path, ROLLBACK_IMAGE=target)
         done, outputs, _ = run_step(rollback, tmp_path, env)
         return done.returncode, outputs, done.stdout + done.stderr
 

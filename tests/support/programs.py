@@ -64,6 +64,12 @@ ALERTMANAGER = Program(
 AMTOOL = Program("amtool", "prometheus-alertmanager")
 DOCKER = Program("docker", "docker.io", ("/usr/bin/docker",))
 """The client of the Docker daemon the Docker tests drive (tests/support/dockerd.py)."""
+DOCKER_REGISTRY = Program("docker-registry", "docker-registry")
+"""The image registry the release tests push to (tests/support/registry.py)."""
+HTPASSWD = Program("htpasswd", "apache2-utils")
+"""Makes the registry's bcrypt logins."""
+SKOPEO = Program("skopeo", "skopeo")
+"""What the deploy workflow's steps log in, push and inspect with."""
 
 
 Run = Callable[..., CompletedProcess[str]]

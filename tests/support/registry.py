@@ -11,7 +11,6 @@ treats as insecure (no certificate check) by default.
 
 from __future__ import annotations
 
-import shutil
 import ssl
 import subprocess
 from dataclasses import dataclass, field
@@ -19,17 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.programs import DOCKER_REGISTRY, HTPASSWD, OPENSSL, SKOPEO
 from tests.support.servers import ServerProcess, free_port, wait_for_http
-
-REGISTRY = "/usr/bin/docker-registry"
-HINT = "install Debian's docker-registry, skopeo and apache2-utils (.ci/run does)"
-
-
-def _tool(name: str, path: str | None = None) -> str:
-    found = path if path and Path(path).exists() else shutil.which(name)
-    if found is None:
-        raise RuntimeError(f"{name} not found: {HINT}")
-    return found
 
 
 @dataclass
@@ -53,13 +43,13 @@ class RegistryServer:
 
     def start(self, timeout: float = 20) -> RegistryServer:
         htpasswd = subprocess.run(
-            [_tool("htpasswd"), "-nbB", self.username, self.password],
+            [HTPASSWD.path(), "-nbB", self.username, self.password],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         (self.root / "htpasswd").write_text(htpasswd)
         key = self.root / "registry.key"
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            [OPENSSL.path(), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
              "-keyout", str(key), "-out", str(self.certificate), "-subj", "/CN=127.0.0.1",
              "-addext", "subjectAltName=IP:127.0.0.1"],
             check=True, capture_output=True,
@@ -76,8 +66,9 @@ class RegistryServer:
         }
         (self.root / "config.yml").write_text(yaml.safe_dump(config))
         self.server = ServerProcess(self.root, "registry")
-        process = self.server.spawn([_tool("docker-registry", REGISTRY), "serve",
-                                     str(self.root / "config.yml")])  # fmt: skip
+        process = self.server.spawn(
+            [DOCKER_REGISTRY.path(), "serve", str(self.root / "config.yml")]
+        )
         try:
             # The API root answers 401 without a login and 200 with one.
             wait_for_http(
@@ -103,7 +94,7 @@ class RegistryServer:
 def skopeo(*args: str, env: dict[str, str], timeout: float = 300) -> str:
     """Runs skopeo; fails with its stderr."""
     result = subprocess.run(
-        [_tool("skopeo"), *args], capture_output=True, text=True, timeout=timeout, env=env
+        [SKOPEO.path(), *args], capture_output=True, text=True, timeout=timeout, env=env
     )
     if result.returncode != 0:
         raise RuntimeError(f"skopeo {' '.join(args[:2])} failed:\n{result.stderr[-3000:]}")
