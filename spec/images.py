@@ -30,3 +30,8 @@ def image_problem(image: str) -> str | None:
     if not is_pinned_image(image):
         return f"{image!r} is not pinned; use an explicit tag other than latest, or a digest"
     return None
+
+
+def image_digest(image: str) -> str | None:
+    """The digest `image` names (`sha256:<hex>`), or None when it names only a tag."""
+    return reference.Reference.parse(image)["digest"]

@@ -51,7 +51,7 @@ from spec.addresses import (
     origin_problem,
     url_problem,
 )
-from spec.images import image_problem
+from spec.images import image_digest, image_problem
 from spec.quantity import PATTERN as QUANTITY_PATTERN
 from spec.quantity import cpu_cores, memory_mb, parse
 from spec.schedule import schedule_problem
@@ -287,8 +287,9 @@ class AppSettings(_Section):
     model_config = ConfigDict(json_schema_extra=_image_optional_with_build)
 
     image: Image
-    """Pinned image reference (a tag other than latest, or a digest); with `build`, the name
-    and tag given to the local build (default safeguard-app:<stack>)."""
+    """Pinned image reference (a tag other than latest, or a digest; staging and production:
+    a digest, which the deploy workflow sets); with `build`, the name and tag given to the local
+    build (default safeguard-app:<stack>)."""
     build: bool = False
     """Build app/Dockerfile with pulumi-docker instead of pulling `image` (docker only)."""
     replicas: int = Field(default=1, ge=1)
@@ -513,6 +514,8 @@ def _one_ipv4_subnet(networks: tuple[str, ...]) -> bool:
 
 
 _COMPUTE_SECTIONS = ("app", "postgres", "redis")
+_RELEASED = ("staging", "production")
+"""The environments that run only what the deploy workflow released: its image, by digest."""
 _RULES = (
     _when(
         ("app.replicas", "app.autoscaleMax"),
@@ -565,6 +568,17 @@ _RULES = (
         "app.build",
         lambda s: s.platform == "kubernetes" and s.app.build,
         "a cluster cannot run an image built on this machine; push it and set app.image",
+    ),
+    # What staging and production demand on top: the release the pipeline built and scanned.
+    _when(
+        ("environment", "app.image"),
+        "app.image",
+        lambda s: s.environment in _RELEASED and image_digest(s.app.image) is None,
+        lambda s: (
+            f"{s.environment} runs the app by digest (<repository>@sha256:<digest>), not the "
+            f"tag {s.app.image!r}, which may point to other bytes tomorrow; the deploy workflow "
+            "sets the release's digest (RELEASING.md)"
+        ),
     ),
     # What production demands on top.
     _when(

@@ -4,12 +4,21 @@ with one message listing every problem."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from spec.images import image_digest
 from stacks import SettingsError, load_settings
-from tests.support.mocks import STACKS, build_stack, run_program, stack_config
+from tests.support.mocks import STACKS, build_stack, pod_specs, run_program, stack_config
+from tests.support.project import copy_checkout
+
+RELEASE = "ghcr.io/example/safeguard-app@sha256:" + "5" * 64
+"""An app image as the deploy workflow sets it on staging and production: by digest."""
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -54,7 +63,7 @@ def test_production_without_origins_is_refused() -> None:
     with pytest.raises(SettingsError) as caught:
         build_stack(
             "production",
-            app='{"image": "ghcr.io/example/safeguard-app:0.1.0", "replicas": 3}',
+            app=json.dumps({"image": RELEASE, "replicas": 3}),
         )
     assert caught.value.problems == [
         "safeguard:app.allowedOrigins: production needs explicit origins"
@@ -65,7 +74,7 @@ def test_type_errors_and_unknown_keys_are_reported_together() -> None:
     with pytest.raises(SettingsError) as caught:
         build_stack(
             "staging",
-            app='{"image": "ghcr.io/example/safeguard-app:0.1.0", "replicas": "two", "replica": 3}',
+            app=json.dumps({"image": RELEASE, "replicas": "two", "replica": 3}),
             platform="nomad",
             namespace="default",
             postgres="[1, 2]",
@@ -156,9 +165,14 @@ def test_misspelled_top_level_keys_are_refused_with_the_key_meant() -> None:
 def test_misspelled_keys_are_refused_at_every_level() -> None:
     problems = _problems(
         "production",
-        app='{"image": "ghcr.io/example/safeguard-app:0.1.0", "replicas": 3, '
-        '"allowedOrigins": ["https://safeguard.example.com"], '
-        '"resources": {"cpuLimmit": "1"}}',
+        app=json.dumps(
+            {
+                "image": RELEASE,
+                "replicas": 3,
+                "allowedOrigins": ["https://safeguard.example.com"],
+                "resources": {"cpuLimmit": "1"},
+            }
+        ),
         monitoring='{"prometheusRetension": "30d"}',
     )
     assert problems == [
@@ -236,7 +250,7 @@ def test_a_misspelled_namespace_of_keys_is_refused() -> None:
         (
             "app",
             {
-                "image": "ghcr.io/example/safeguard-app:0.1.0",
+                "image": RELEASE,
                 "allowedOrigins": ["https://staging.safeguard.example.com/"],
             },
             "safeguard:app.allowedOrigins[0]: 'https://staging.safeguard.example.com/' is not an "
@@ -261,8 +275,13 @@ def test_a_webhook_that_is_no_url_is_refused_without_showing_it() -> None:
 def test_a_wrong_type_brings_no_second_bogus_problem() -> None:
     problems = _problems(
         "production",
-        app='{"image": "ghcr.io/example/safeguard-app:0.1.0", "replicas": "three", '
-        '"allowedOrigins": ["https://safeguard.example.com"]}',
+        app=json.dumps(
+            {
+                "image": RELEASE,
+                "replicas": "three",
+                "allowedOrigins": ["https://safeguard.example.com"],
+            }
+        ),
     )
     assert problems == ["safeguard:app.replicas: must be an integer, got 'three'"]
 
@@ -270,7 +289,7 @@ def test_a_wrong_type_brings_no_second_bogus_problem() -> None:
 def test_rules_on_valid_keys_still_run_next_to_invalid_ones() -> None:
     problems = _problems(
         "production",
-        app='{"image": "ghcr.io/example/safeguard-app:0.1.0", "replicas": 1, "logLevel": "LOUD"}',
+        app=json.dumps({"image": RELEASE, "replicas": 1, "logLevel": "LOUD"}),
         edge="[1]",
     )
     assert problems == [
@@ -334,3 +353,48 @@ def test_production_without_webhooks_or_api_keys_is_warned_about() -> None:
     )
     assert configured.warnings == ()
     assert build_stack("dev").warnings == ()
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_staging_and_production_refuse_an_app_image_without_a_digest(stack: str) -> None:
+    config, _ = stack_config(stack)
+    app = json.loads(config["safeguard:app"])
+
+    for tagged in ("ghcr.io/example/safeguard-app:0.1.0", "safeguard-app:1.2"):
+        problems = _problems(stack, app=json.dumps({**app, "image": tagged}))
+        assert problems == [
+            f"safeguard:app.image: {stack} runs the app by digest (<repository>@sha256:<digest>), "
+            f"not the tag {tagged!r}, which may point to other bytes tomorrow; the deploy "
+            "workflow sets the release's digest (RELEASING.md)"
+        ]
+    released = build_stack(stack, app=json.dumps({**app, "image": RELEASE}))
+    (pod,) = [p for w, p in pod_specs(released) if w.inputs["metadata"]["name"] == "app"]
+    assert {c["image"] for c in pod["containers"] + pod["initContainers"]} == {RELEASE}
+    # The committed stack file passes with its placeholder digest.
+    assert image_digest(app["image"]) is not None and build_stack(stack).resources
+
+
+def test_development_takes_a_tag_for_the_image_it_builds_or_pulls() -> None:
+    assert build_stack("dev", app=json.dumps({"image": "safeguard-app:0.3"})).resources
+
+
+def test_the_check_of_staging_fails_on_a_tag_only_app_image(tmp_path: Path) -> None:
+    project = copy_checkout(tmp_path)
+    stack_file = project / "Pulumi.staging.yaml"
+    text = stack_file.read_text()
+    digest = yaml.safe_load(text)["config"]["safeguard:app"]["image"]
+    stack_file.write_text(text.replace(digest, "ghcr.io/example/safeguard-app:0.1.0"))
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "infra", "check", "--stack", "staging"],
+            cwd=project, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    refused = check()
+    stack_file.write_text(text)
+    passed = check()
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "safeguard:app.image: staging runs the app by digest" in refused.stderr
+    assert passed.returncode == 0, passed.stdout + passed.stderr
