@@ -46,11 +46,11 @@ class MonitoringArgs:
     """Where severity=critical alerts go (secret); None: nowhere."""
     warning_webhook: pulumi.Input[str] | None = None
     """Where severity=warning alerts go (secret); None: nowhere."""
-    prometheus_image: str = "prom/prometheus:v2.54.1"
-    """Prometheus image."""
-    alertmanager_image: str = "prom/alertmanager:v0.27.0"
+    prometheus_image: str
+    """Prometheus image (the stack's `images.prometheus`)."""
+    alertmanager_image: str
     """Alertmanager image."""
-    grafana_image: str = "grafana/grafana:11.2.2"
+    grafana_image: str
     """Grafana image."""
 
     def __post_init__(self) -> None:

@@ -178,9 +178,9 @@ class NginxArgs:
     """Docker: port published on 127.0.0.1."""
     scrapers: tuple[str, ...] = ("prometheus",)
     """Services allowed to read the exporter's metrics."""
-    image: str = "nginxinc/nginx-unprivileged:1.27.2-alpine"
-    """nginx built to run as a non-root user."""
-    exporter_image: str = "nginx/nginx-prometheus-exporter:1.3.0"
+    image: str
+    """nginx built to run as a non-root user (the stack's `images.nginx`)."""
+    exporter_image: str
     """Sidecar translating stub_status into metrics (a scratch image: no shell, no wget)."""
     after: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources to create first: the app. nginx resolves the upstream's name when it starts

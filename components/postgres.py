@@ -54,9 +54,10 @@ class PostgresArgs:
     """Database created on first start."""
     user: str = "safeguard"
     """Owner of the database."""
-    image: str = "postgres:16.4-alpine"
-    """PostgreSQL image; the backup job uses it too, so pg_dump matches the server."""
-    exporter_image: str = "quay.io/prometheuscommunity/postgres-exporter:v0.15.0"
+    image: str
+    """PostgreSQL image (the stack's `images.postgres`); the backup job uses it too, so pg_dump
+    matches the server."""
+    exporter_image: str
     """Sidecar exporting pg_up and friends."""
 
     def __post_init__(self) -> None:

@@ -37,9 +37,9 @@ class RedisArgs:
     """Services allowed to connect on the Redis port."""
     scrapers: tuple[str, ...] = ("prometheus",)
     """Services allowed to read the exporter's metrics."""
-    image: str = "redis:7.4.1-alpine"
-    """Redis image."""
-    exporter_image: str = "oliver006/redis_exporter:v1.62.0"
+    image: str
+    """Redis image (the stack's `images.redis`)."""
+    exporter_image: str
     """Sidecar exporting redis_up and friends (a scratch image: no shell, no wget)."""
 
     def __post_init__(self) -> None:

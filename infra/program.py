@@ -50,6 +50,7 @@ def _platform(settings: Settings) -> Platform:
         ingress_class=settings.edge.ingress_class,
         host=settings.edge.host,
         tls_secret=settings.edge.tls_secret,
+        image_pull_secrets=settings.images.pull_secrets,
     )
 
 
@@ -72,6 +73,8 @@ def edge_args(
         burst=edge.burst,
         connections_per_client=edge.connections_per_client,
         client_max_body_size=edge.client_max_body_size,
+        image=settings.images.pulled(settings.images.nginx),
+        exporter_image=settings.images.pulled(settings.images.nginx_exporter),
         tls_secret=edge.tls_secret,
         tls_at_ingress=edge.ingress_class is not None,
         replicas=1 if settings.platform == "docker" else 2,
@@ -84,6 +87,7 @@ def run(settings: Settings) -> None:
     """Register the whole system for one stack and export its outputs."""
     platform = _platform(settings)
     persistent = settings.persistent_storage
+    images = settings.images
 
     database = Postgres(
         "postgres",
@@ -98,6 +102,8 @@ def run(settings: Settings) -> None:
             )
             if settings.postgres.backup_enabled
             else None,
+            image=images.pulled(images.postgres),
+            exporter_image=images.pulled(images.postgres_exporter),
         ),
     )
     cache = Redis(
@@ -106,6 +112,8 @@ def run(settings: Settings) -> None:
             platform=platform,
             compute=_compute(settings.redis.resources),
             storage_size=settings.redis.storage_size if persistent else None,
+            image=images.pulled(images.redis),
+            exporter_image=images.pulled(images.redis_exporter),
         ),
     )
     app = AppService(
@@ -152,6 +160,9 @@ def run(settings: Settings) -> None:
             grafana_storage_size=monitoring_settings.grafana_storage_size if persistent else None,
             critical_webhook=as_secret(settings.alert_webhook_critical),
             warning_webhook=as_secret(settings.alert_webhook_warning),
+            prometheus_image=images.pulled(images.prometheus),
+            alertmanager_image=images.pulled(images.alertmanager),
+            grafana_image=images.pulled(images.grafana),
         ),
     )
     # `pulumi preview` and `up` show these; the offline check lists them in its report.

@@ -51,7 +51,13 @@ from spec.addresses import (
     origin_problem,
     url_problem,
 )
-from spec.images import image_digest, image_problem
+from spec.images import (
+    image_digest,
+    image_problem,
+    mirror_problem,
+    mirrored,
+    registry_problem,
+)
 from spec.quantity import PATTERN as QUANTITY_PATTERN
 from spec.quantity import cpu_cores, memory_mb, parse
 from spec.schedule import schedule_problem
@@ -188,6 +194,8 @@ Size = Annotated[
 ]
 Schedule = Annotated[str, _checked(schedule_problem)]
 Image = Annotated[str, _checked(image_problem)]
+Registry = Annotated[str, _checked(registry_problem)]
+MirrorPrefix = Annotated[str, _checked(mirror_problem)]
 HostName = Annotated[str, _checked(host_name_problem)]
 Origin = Annotated[str, _checked(origin_problem)]
 Network = Annotated[str, _checked(network_problem)]
@@ -224,6 +232,7 @@ WebhookUrl = Annotated[SecretStr, _checked(_secret(url_problem)), WithJsonSchema
 # Lists: a JSON array becomes a tuple (lax), its items stay strict.
 Origins = Annotated[tuple[Origin, ...], Field(strict=False), BeforeValidator(_no_wildcard)]
 Networks = Annotated[tuple[Network, ...], Field(strict=False)]
+ObjectNames = Annotated[tuple[ObjectName, ...], Field(strict=False)]
 
 
 # --- the models -------------------------------------------------------------------------------
@@ -371,6 +380,35 @@ class MonitoringSettings(_Section):
     grafana_storage_size: Size = "1Gi"
 
 
+class ImageSettings(_Section):
+    """The third-party images the stack runs, where it pulls them from and with which
+    credentials. Renovate proposes new versions of these defaults (renovate.json); a stack that
+    sets its own keeps it until changed by hand."""
+
+    registry_mirrors: Annotated[dict[Registry, MirrorPrefix], Field(strict=False)] = {}
+    """Pull through mirrors: a registry (docker.io, quay.io) -> the prefix its paths are served
+    under, such as harbor.example.com/dockerhub, which makes postgres:16.4-alpine
+    harbor.example.com/dockerhub/library/postgres:16.4-alpine. Not the app's image."""
+    pull_secrets: ObjectNames = ()
+    """Kubernetes: Secrets of type kubernetes.io/dockerconfigjson in the namespace that every
+    pod (the app's too) pulls its images with; they must exist before `pulumi up`."""
+    postgres: Image = "postgres:16.4-alpine"
+    """PostgreSQL; the backup job runs it too, so pg_dump matches the server."""
+    postgres_exporter: Image = "quay.io/prometheuscommunity/postgres-exporter:v0.15.0"
+    redis: Image = "redis:7.4.1-alpine"
+    redis_exporter: Image = "oliver006/redis_exporter:v1.62.0"
+    nginx: Image = "nginxinc/nginx-unprivileged:1.27.2-alpine"
+    """nginx built to run as a non-root user."""
+    nginx_exporter: Image = "nginx/nginx-prometheus-exporter:1.3.0"
+    prometheus: Image = "prom/prometheus:v2.54.1"
+    alertmanager: Image = "prom/alertmanager:v0.27.0"
+    grafana: Image = "grafana/grafana:11.2.2"
+
+    def pulled(self, image: str) -> str:
+        """`image` as the stack pulls it: through its registry's mirror, if one is set."""
+        return mirrored(image, self.registry_mirrors)
+
+
 def _stack_keys_optional(schema: dict[str, Any]) -> None:
     # environment and namespace default from the stack's name, which the file does not hold;
     # edge has defaults for every key.
@@ -404,6 +442,7 @@ class Settings(_Section):
     redis: RedisSettings = RedisSettings()
     edge: EdgeSettings
     monitoring: MonitoringSettings = MonitoringSettings()
+    images: ImageSettings = ImageSettings()
 
     _stack: str = PrivateAttr()
 
@@ -562,6 +601,13 @@ _RULES = (
         "edge",
         lambda s: s.platform == "docker" and bool(s.edge.tls_secret or s.edge.ingress_class),
         "tlsSecret and ingressClass exist only on the kubernetes platform",
+    ),
+    _when(
+        ("platform", "images.pullSecrets"),
+        "images.pullSecrets",
+        lambda s: s.platform == "docker" and bool(s.images.pull_secrets),
+        "exist only on the kubernetes platform; on docker the daemon pulls with its own logins "
+        "(docker login on the host, or the provider's docker:registryAuth)",
     ),
     _when(
         ("platform", "app.build"),
@@ -801,14 +847,20 @@ def _without(data: Mapping[str, Any], invalid: Iterable[str]) -> dict[str, Any]:
     return result
 
 
+_KEY = "[key]"
+"""What pydantic appends to the location of a mapping's key it refuses: the key itself is named."""
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     """The dotted key of the setting an error is about: its list index left out."""
-    return ".".join(str(part) for part in loc if isinstance(part, str))
+    return ".".join(str(part) for part in loc if isinstance(part, str) and part != _KEY)
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
+        if part == _KEY:
+            continue
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text
 

@@ -38,18 +38,26 @@ def _files(patterns: list[str]) -> list[Path]:
     return [PROJECT_ROOT / f for f in tracked if any(p.search(f) for p in compiled)]
 
 
-def _custom_images() -> set[str]:
-    """depName:currentValue[@currentDigest] of every match of the regex managers."""
-    found = set()
-    for manager in _config()["customManagers"]:
-        assert manager["customType"] == "regex" and manager["datasourceTemplate"] == "docker"
-        for path in _files(manager["managerFilePatterns"]):
-            for pattern in manager["matchStrings"]:
-                for match in _js_pattern(pattern).finditer(path.read_text()):
-                    digest = match.group("currentDigest")
-                    value = f"{match.group('depName')}:{match.group('currentValue')}"
-                    found.add(value + (f"@{digest}" if digest else ""))
+def _custom_images(manager: dict[str, Any]) -> list[str]:
+    """depName:currentValue[@currentDigest] of every match of one regex manager."""
+    assert manager["customType"] == "regex" and manager["datasourceTemplate"] == "docker"
+    found = []
+    for path in _files(manager["managerFilePatterns"]):
+        for pattern in manager["matchStrings"]:
+            for match in _js_pattern(pattern).finditer(path.read_text()):
+                digest = match.group("currentDigest")
+                value = f"{match.group('depName')}:{match.group('currentValue')}"
+                found.append(value + (f"@{digest}" if digest else ""))
     return found
+
+
+def _managers() -> dict[str, dict[str, Any]]:
+    """The regex managers by the one file each reads."""
+    return {
+        str(path.relative_to(PROJECT_ROOT)): manager
+        for manager in _config()["customManagers"]
+        for path in _files(manager["managerFilePatterns"])
+    }
 
 
 def _deployed_images(stack: str) -> set[str]:
@@ -95,7 +103,20 @@ def test_the_base_image_the_lock_and_the_actions_have_their_managers() -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_third_party_image_a_stack_deploys_is_kept_current(stack: str) -> None:
     deployed = _deployed_images(stack)
-    covered = _custom_images()
+    covered = set(_custom_images(_managers()["stacks/settings.py"]))
 
     assert len(deployed) >= 8
     assert deployed - covered == set()
+
+
+def test_the_schema_s_copies_of_the_image_defaults_move_with_them() -> None:
+    # The committed schema must stay what the settings generate (tests/stacks/test_schema.py),
+    # so a pull request that moves a default in the settings moves it in the schema too: the
+    # schema holds each default twice (the field's, and the section's default object).
+    managers = _managers()
+    defaults = _custom_images(managers["stacks/settings.py"])
+    in_schema = _custom_images(managers["stacks/stack.schema.json"])
+
+    assert sorted(managers) == ["stacks/settings.py", "stacks/stack.schema.json"]
+    assert len(defaults) == len(set(defaults)) >= 9
+    assert sorted(in_schema) == sorted(defaults * 2)

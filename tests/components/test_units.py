@@ -16,11 +16,16 @@ from components.prometheus import ScrapeTarget
 from components.redis import Redis, RedisArgs
 from infra.platforms.kubernetes import KubernetesPlatform
 from spec.service import Compute
+from stacks.settings import ImageSettings
 from tests.support.mocks import is_secret, run_program, unwrap
 
 COMPUTE = Compute(
     cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"
 )
+IMAGES = ImageSettings()
+"""The stacks' default images."""
+REDIS_IMAGES = {"image": IMAGES.redis, "exporter_image": IMAGES.redis_exporter}
+POSTGRES_IMAGES = {"image": IMAGES.postgres, "exporter_image": IMAGES.postgres_exporter}
 
 
 def _platform() -> KubernetesPlatform:
@@ -31,12 +36,20 @@ def _platform() -> KubernetesPlatform:
     ("build", "problem"),
     [
         (
-            lambda p: RedisArgs(platform=p, compute=COMPUTE, storage_size="1Gi", image="redis"),
+            lambda p: RedisArgs(
+                platform=p,
+                compute=COMPUTE,
+                storage_size="1Gi",
+                **{**REDIS_IMAGES, "image": "redis"},
+            ),
             "pinned",
         ),
         (
             lambda p: RedisArgs(
-                platform=p, compute=COMPUTE, storage_size=None, exporter_image="x:latest"
+                platform=p,
+                compute=COMPUTE,
+                storage_size=None,
+                **{**REDIS_IMAGES, "exporter_image": "x:latest"},
             ),
             "pinned",
         ),
@@ -46,6 +59,7 @@ def _platform() -> KubernetesPlatform:
                 compute=COMPUTE,
                 storage_size="1Gi",
                 backup=BackupPolicy(schedule="0 3 * * *", retention_days=0, storage_size="1Gi"),
+                **POSTGRES_IMAGES,
             ),
             "retention_days",
         ),
@@ -55,12 +69,17 @@ def _platform() -> KubernetesPlatform:
                 compute=COMPUTE,
                 storage_size="1Gi",
                 backup=BackupPolicy(schedule="0 3 * * 7", retention_days=1, storage_size="1Gi"),
+                **POSTGRES_IMAGES,
             ),
             "backup.schedule '0 3 \\* \\* 7' is not a cron schedule",
         ),
         (
             lambda p: PostgresArgs(
-                platform=p, compute=COMPUTE, storage_size="1Gi", database="app; drop"
+                platform=p,
+                compute=COMPUTE,
+                storage_size="1Gi",
+                database="app; drop",
+                **POSTGRES_IMAGES,
             ),
             "identifiers",
         ),
@@ -77,7 +96,10 @@ def test_invalid_args_fail_before_any_resource(build, problem: str) -> None:
 
 def test_a_lone_redis_keeps_its_password_secret_and_persists_to_a_volume() -> None:
     def program() -> None:
-        cache = Redis("cache", RedisArgs(platform=_platform(), compute=COMPUTE, storage_size="2Gi"))
+        cache = Redis(
+            "cache",
+            RedisArgs(platform=_platform(), compute=COMPUTE, storage_size="2Gi", **REDIS_IMAGES),
+        )
         pulumi.export("url", cache.url)
         pulumi.export("password", cache.password)
         pulumi.export("host", cache.host)
@@ -124,7 +146,13 @@ def test_the_edge_and_prometheus_reach_the_app_at_the_address_it_exposes() -> No
         )
         Nginx(
             "edge",
-            NginxArgs(platform=platform, upstream=api.address, server_name="api.example.com"),
+            NginxArgs(
+                platform=platform,
+                upstream=api.address,
+                server_name="api.example.com",
+                image=IMAGES.nginx,
+                exporter_image=IMAGES.nginx_exporter,
+            ),
         )
         Monitoring(
             "monitoring",
@@ -132,6 +160,9 @@ def test_the_edge_and_prometheus_reach_the_app_at_the_address_it_exposes() -> No
                 platform=platform,
                 environment="staging",
                 targets=(ScrapeTarget(job="api", address=api.metrics_target),),
+                prometheus_image=IMAGES.prometheus,
+                alertmanager_image=IMAGES.alertmanager,
+                grafana_image=IMAGES.grafana,
             ),
         )
 

@@ -253,3 +253,22 @@ def test_prometheus_gets_no_api_token_on_docker_and_the_back_end_refuses_one() -
         run_program(program, stack="dev", config={})
     prometheus = next(c for c in _containers() if c["name"] == "safeguard-dev-prometheus")
     assert not [m for m in prometheus.get("mounts", []) if "kubernetes-api" in m["target"]]
+
+
+def test_the_dev_host_pulls_third_party_images_through_the_mirrors() -> None:
+    mirrors = {"docker.io": "mirror.example.com:5000/hub"}
+    run = build_stack("dev", images=json.dumps({"registryMirrors": mirrors}))
+    pulled = sorted(unwrap(r.inputs)["name"] for r in run.of_type("index/remoteImage:RemoteImage"))
+    plain = sorted(
+        unwrap(r.inputs)["name"]
+        for r in build_stack("dev").of_type("index/remoteImage:RemoteImage")
+    )
+
+    assert len(pulled) == len(plain) >= 8
+    assert "mirror.example.com:5000/hub/library/postgres:16.4-alpine" in pulled
+    for image in pulled:
+        from_quay = image.startswith("quay.io/")
+        assert from_quay or image.startswith("mirror.example.com:5000/hub/"), image
+    assert [i for i in pulled if i.startswith("quay.io/")] == [
+        i for i in plain if i.startswith("quay.io/")
+    ]

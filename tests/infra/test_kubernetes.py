@@ -254,3 +254,39 @@ def test_backups_dump_compressed_and_prune_by_retention(stack: str) -> None:
     assert f"-mmin +{retention_days * 24 * 60} -delete" in script
     claim = pod["volumes"][0]["persistentVolumeClaim"]["claimName"]
     assert claim in _by_kind(run, "PersistentVolumeClaim")
+
+
+MIRRORS = {"docker.io": "harbor.example.com/dockerhub", "quay.io": "harbor.example.com/quay"}
+
+
+def test_third_party_images_come_through_the_mirrors_with_the_pull_secrets(stack: str) -> None:
+    images = {
+        "registryMirrors": MIRRORS,
+        "pullSecrets": ["registry-a", "registry-b"],
+        "postgres": "postgres:16.6-alpine",
+    }
+    run = build_stack(stack, images=json.dumps(images))
+    plain = {w.name: pod for w, pod in pod_specs(build_stack(stack))}
+
+    seen = {}
+    for workload, pod in pod_specs(run):
+        default = plain[workload.name]
+        assert pod["imagePullSecrets"] == [{"name": "registry-a"}, {"name": "registry-b"}]
+        assert "imagePullSecrets" not in default
+        for (container, _), (before, _) in zip(containers(pod), containers(default), strict=True):
+            seen[(workload.inputs["metadata"]["name"], container["name"])] = container["image"]
+            if workload.inputs["metadata"]["name"] == "app":
+                assert container["image"] == before["image"], "the app's image is the release's"
+            else:
+                assert container["image"].startswith("harbor.example.com/"), container["image"]
+    assert (
+        seen[("postgres", "postgres")]
+        == "harbor.example.com/dockerhub/library/postgres:16.6-alpine"
+    )
+    assert seen[("postgres-backup", "backup")] == seen[("postgres", "postgres")]
+    assert seen[("postgres", "exporter")] == (
+        "harbor.example.com/quay/prometheuscommunity/postgres-exporter:v0.15.0"
+    )
+    assert seen[("redis", "exporter")] == (
+        "harbor.example.com/dockerhub/oliver006/redis_exporter:v1.62.0"
+    )

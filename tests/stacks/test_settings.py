@@ -398,3 +398,34 @@ def test_the_check_of_staging_fails_on_a_tag_only_app_image(tmp_path: Path) -> N
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "safeguard:app.image: staging runs the app by digest" in refused.stderr
     assert passed.returncode == 0, passed.stdout + passed.stderr
+
+
+def test_image_settings_name_what_is_wrong() -> None:
+    problems = _problems(
+        "staging",
+        images=json.dumps(
+            {
+                "registryMirrors": {"dockerhub": "harbor.example.com/x", "quay.io": "proxy/quay"},
+                "pullSecrets": ["Registry_Creds"],
+                "postgress": "postgres:16.6-alpine",
+                "redis": "redis:latest",
+            }
+        ),
+    )
+
+    assert len(problems) == 5, problems
+    expected = (
+        "safeguard:images.registryMirrors.dockerhub: 'dockerhub' is not a registry host",
+        "safeguard:images.registryMirrors.quay.io: 'proxy/quay' must start with the mirror's "
+        "registry host",
+        "safeguard:images.pullSecrets[0]: 'Registry_Creds'",
+        "safeguard:images.postgress: unknown setting; did you mean safeguard:images.postgres?",
+        "safeguard:images.redis: 'redis:latest' is not pinned",
+    )
+    for start in expected:
+        assert any(p.startswith(start) for p in problems), (start, problems)
+
+
+def test_pull_secrets_are_refused_on_docker() -> None:
+    (problem,) = _problems("dev", images=json.dumps({"pullSecrets": ["registry-creds"]}))
+    assert problem.startswith("safeguard:images.pullSecrets: exist only on the kubernetes")

@@ -34,6 +34,7 @@ class KubernetesPlatform:
         ingress_class: str | None = None,
         host: str | None = None,
         tls_secret: str | None = None,
+        image_pull_secrets: Sequence[str] = (),
     ) -> None:
         self.namespace = namespace
         self.instance = instance
@@ -42,7 +43,9 @@ class KubernetesPlatform:
         self.ingress_class = ingress_class
         self.host = host
         self.tls_secret = tls_secret
-        self._target = Target(namespace=namespace, instance=instance)
+        self._target = Target(
+            namespace=namespace, instance=instance, image_pull_secrets=tuple(image_pull_secrets)
+        )
 
     def deploy(
         self,

@@ -45,6 +45,7 @@ def pod_template(target: Target, spec: ServiceSpec) -> PodTemplateSpecArgsDict:
     """The pods of a service's Deployment or StatefulSet."""
     pod: PodSpecArgsDict = {
         **pod_security(spec.containers[0]),
+        **_pull_secrets(target),
         "service_account_name": spec.name,
         "termination_grace_period_seconds": max(c.stop_grace_seconds for c in spec.containers),
         "containers": [container(c, spec.name, spec.name) for c in spec.containers],
@@ -58,14 +59,21 @@ def pod_template(target: Target, spec: ServiceSpec) -> PodTemplateSpecArgsDict:
     return {"metadata": {"labels": target.labels(spec.name)}, "spec": pod}
 
 
-def job_pod(job: ScheduledJob) -> PodSpecArgsDict:
+def job_pod(target: Target, job: ScheduledJob) -> PodSpecArgsDict:
     """The pod of a scheduled job: retried on failure, its claims mounted by name."""
     return {
         **pod_security(job.container),
+        **_pull_secrets(target),
         "restart_policy": "OnFailure",
         "containers": [container(job.container, job.secrets_of or job.name, job.name)],
         "volumes": volumes(job.name, job.volumes, standalone_claims=True),
     }
+
+
+def _pull_secrets(target: Target) -> PodSpecArgsDict:
+    if not target.image_pull_secrets:
+        return {}
+    return {"image_pull_secrets": [{"name": name} for name in target.image_pull_secrets]}
 
 
 def pod_security(main: Container) -> PodSpecArgsDict:

@@ -19,6 +19,8 @@ class Target:
     """The stack's namespace."""
     instance: str
     """The stack, as the `app.kubernetes.io/instance` label."""
+    image_pull_secrets: tuple[str, ...] = ()
+    """Secrets (kubernetes.io/dockerconfigjson) in the namespace every pod pulls with."""
 
     def metadata(self, name: str, service: str) -> ObjectMetaArgsDict:
         """An object of `service` named `name`, in the namespace, with the service's labels."""

@@ -131,5 +131,5 @@ def _job_spec(target: Target, job: ScheduledJob) -> JobSpecArgsDict:
     return {
         "backoff_limit": 2,
         "active_deadline_seconds": 3600,
-        "template": {"metadata": {"labels": target.labels(job.name)}, "spec": job_pod(job)},
+        "template": {"metadata": {"labels": target.labels(job.name)}, "spec": job_pod(target, job)},
     }
