@@ -86,7 +86,9 @@ def _default_providers(run: StackRun) -> dict[str, dict[str, Any]]:
 def _kubernetes_outputs(resource: Recorded) -> dict[str, Any]:
     # The state a create leaves: the object plus the provider's own keys
     # (pulumi/pulumi-kubernetes@v4.32.0:provider/pkg/provider/provider.go#checkpointObject).
-    checked = resource.checked or {}
+    # A read gets no Check: its `__inputs` are the live object's, which Read copies into them
+    # when the `get` named none (#(*kubeProvider).Read, readFromCluster).
+    checked = resource.checked if resource.checked is not None else resource.outputs
     return {
         **resource.outputs,
         "__inputs": checked,
@@ -105,6 +107,8 @@ def _resource(
     entry["type"] = resource.type
     inputs = resource.checked if resource.checked is not None else resource.inputs
     entry["inputs"] = _value(inputs, f"{where} input")
+    # A read keeps the properties its `get` sent as inputs and the provider's answer as
+    # outputs (pulumi/pulumi@v3.259.0:pkg/resource/deploy/step.go#(*ReadStep).Apply).
     outputs = (
         _kubernetes_outputs(resource)
         if resource.type.startswith("kubernetes:")
@@ -113,6 +117,8 @@ def _resource(
     entry["outputs"] = _value(outputs, f"{where} output")
     if resource.parent:
         entry["parent"] = resource.parent
+    if resource.external:
+        entry["external"] = True
     options = resource.options
     if options.protect:
         entry["protect"] = True

@@ -1,7 +1,7 @@
 """What the engine and the providers make of a registered resource, without the engine: the
 secret markers the engine keeps, the provider's Check (the inputs every analyzer receives) and
 its Create (the outputs the program and AnalyzeStack receive), for a first preview or for the
-update that follows it.
+update that follows it; and what a read step (a resource's `get`) returns, or how it fails.
 
 Every rule cites the upstream file it was read from; `infra.offline.upstream` records the tags
 and the installed versions they hold for.
@@ -518,3 +518,49 @@ def create(
         if key in outputs and not is_secret(outputs[key]):
             outputs[key] = secret(outputs[key])
     return ident, outputs
+
+
+# --- reads (a resource's `get`) ----------------------------------------------------------------
+
+
+class ReadError(Exception):
+    """A read of an object the cluster does not hold: the engine fails the preview with it."""
+
+
+Cluster = Mapping[tuple[str, str], Props]
+"""What a cluster holds: (type token, provider id) -> the live object in the wire format."""
+
+
+def read(
+    type_: str, ident: str, cluster: Cluster | None, additional_secrets: tuple[str, ...]
+) -> Props:
+    """The outputs of a read step (a `get`): the live object.
+
+    Read steps run in previews too; the Kubernetes provider answers a 404 with an empty state
+    and the engine then fails with "resource '<id>' does not exist"
+    (pulumi/pulumi@v3.259.0:pkg/resource/deploy/step.go#(*ReadStep).Apply;
+    pulumi/pulumi-kubernetes@v4.32.0:provider/pkg/provider/provider.go#(*kubeProvider).Read,
+    deleteResponse), which `cluster` reproduces. With no cluster (the offline tool, which
+    reaches none), the object is taken to exist and only what its id says is known: its
+    apiVersion, kind, name and namespace; the caller reports that it must exist.
+    """
+    if cluster is not None:
+        live = cluster.get((type_, ident))
+        if live is None:
+            raise ReadError(f"resource '{ident}' does not exist")
+        outputs = copy.deepcopy(dict(live))
+    elif type_.startswith("kubernetes:"):
+        _, group_version, kind = type_.split(":")
+        namespace, _, name = ident.rpartition("/")
+        metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+        outputs = {
+            "apiVersion": group_version.removeprefix("core/"),
+            "kind": kind,
+            "metadata": metadata,
+        }
+    else:
+        outputs = {}
+    for key in additional_secrets:
+        if key in outputs and not is_secret(outputs[key]):
+            outputs[key] = secret(outputs[key])
+    return outputs

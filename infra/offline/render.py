@@ -99,11 +99,12 @@ def file_name(resource: Recorded) -> str:
 
 
 def render(run: StackRun, fingerprint: Fingerprint | None = None) -> dict[str, str]:
-    """File path -> content for every custom resource of the run."""
+    """File path -> content for every custom resource the run creates (reads left out)."""
     passwords = tuple(sorted(run.passwords.values(), key=len, reverse=True))
     files: dict[str, str] = {}
     for resource in run.resources:
-        if not resource.custom:
+        # A read is the cluster's object, not desired state: applying it would make an empty one.
+        if not resource.custom or resource.external:
             continue
         path = file_name(resource)
         if path in files:
@@ -127,7 +128,7 @@ def index(run: StackRun) -> dict[str, Any]:
         "resources": {
             file_name(r): {"urn": r.urn, "aliases": list(r.options.aliases)}
             for r in run.resources
-            if r.custom
+            if r.custom and not r.external
         },
         "providers": {
             package: {

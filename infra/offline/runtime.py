@@ -5,7 +5,9 @@ secret markers found in recorded values.
 Each registration is recorded three ways: the inputs exactly as the SDK sends them to the
 engine (camelCase, secrets and unknowns marked, the secret bit kept as the engine keeps it), the
 inputs after the provider's Check (what every analyzer receives) and the outputs its Create
-returns (what the program and AnalyzeStack receive); see `infra.offline.providers`.
+returns (what the program and AnalyzeStack receive); see `infra.offline.providers`. A `get` is
+recorded as a read (`Recorded.external`), answered from the cluster a run is given, or, with
+none, taken to exist.
 
 `preview=True` runs the program as a first `pulumi preview` of the stack does: every resource
 is a create, ids and whatever the providers compute (generated passwords, image digests,
@@ -78,6 +80,9 @@ class Recorded:
     id: str = ""
     """The provider's id; "" while unknown (a preview) and for component resources."""
     options: Options = field(default_factory=Options)
+    external: bool = False
+    """Read from the provider (a `get`), not created: the engine's read step. It gets no Check,
+    no Create and no policy call, and the state marks it external."""
 
     @property
     def kind(self) -> str:
@@ -105,10 +110,18 @@ class _Monitor(MockMonitor):
     parent types, the root stack left out), and each registration checked and created the way
     the engine and the provider would (`infra.offline.providers`)."""
 
-    def __init__(self, mocks: Mocks, *, preview: bool, config: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        mocks: Mocks,
+        *,
+        preview: bool,
+        config: Mapping[str, str],
+        cluster: providers.Cluster | None = None,
+    ) -> None:
         super().__init__(mocks)
         self.recorder = mocks
         self.preview = preview
+        self.cluster = cluster
         self.kube = providers.kube_context(_package_config(config, "kubernetes"))
         self._thread = threading.local()
         self._loops: list[asyncio.AbstractEventLoop] = []
@@ -144,7 +157,28 @@ class _Monitor(MockMonitor):
 
     def ReadResource(self, request: Any) -> Any:
         self._own_loop()
-        return super().ReadResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        secrets = tuple(request.additionalSecretOutputs)
+        outputs = providers.read(request.type, request.id, self.cluster, secrets)
+        self.recorder.resources.append(
+            Recorded(
+                type=request.type,
+                name=request.name,
+                inputs=_wire(request.properties),
+                custom=True,
+                urn=urn,
+                parent=request.parent,
+                provider=request.provider,
+                dependencies=tuple(request.dependencies),
+                outputs=outputs,
+                id=request.id,
+                options=Options(additional_secret_outputs=secrets),
+                external=True,
+            )
+        )
+        response = struct_pb2.Struct()
+        response.update(outputs)
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=response)
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         if parent:
@@ -294,8 +328,11 @@ class StackRun:
     """The stack config the program ran with (`<namespace>:<key>` -> value)."""
 
     def of_type(self, suffix: str) -> list[Recorded]:
-        """Custom resources whose type token ends with `suffix` (e.g. "apps/v1:Deployment")."""
-        return [r for r in self.resources if r.custom and r.type.endswith(suffix)]
+        """Custom resources the program registers (reads left out) whose type token ends with
+        `suffix` (e.g. "apps/v1:Deployment")."""
+        return [
+            r for r in self.resources if r.custom and not r.external and r.type.endswith(suffix)
+        ]
 
 
 def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str], list[str]]:
@@ -340,9 +377,14 @@ def run_program(
     config: dict[str, str],
     secret_keys: list[str] | None = None,
     preview: bool = False,
+    cluster: providers.Cluster | None = None,
 ) -> StackRun:
     """Run `program` under fresh mocks with `config`, as a first preview (`preview=True`) or as
     the update; return the resources and stack outputs.
+
+    `cluster` holds what the program's reads (`get`) find; a read of anything else fails the
+    run with `providers.ReadError`, as it fails the preview. None: no cluster to ask, every
+    read finds its object (`providers.read`).
 
     Exceptions from the program propagate after the runtime has settled, so a failure before any
     registration leaves `Mocks.resources` empty.
@@ -352,8 +394,9 @@ def run_program(
     # A loop of its own per run: the runtime awaits on the current loop, and whatever ran before
     # in this thread (asyncio.run, another run) may have closed or unset it.
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_quiet_about_failed_reads)
     asyncio.set_event_loop(loop)
-    monitor = _Monitor(mocks, preview=preview, config=config)
+    monitor = _Monitor(mocks, preview=preview, config=config, cluster=cluster)
     try:
         runtime_settings.reset_options(project=PROJECT, stack=stack, preview=preview)
         pulumi.runtime.set_all_config(config, secret_keys or [])
@@ -411,6 +454,17 @@ def run_program(
     )
 
 
+def _quiet_about_failed_reads(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # A failed read rejects the outputs of every resource that waits on it, and nothing awaits
+    # those once the run has failed: asyncio would print each as "never retrieved" when it is
+    # collected. The run raises the error itself.
+    if isinstance(context.get("exception"), providers.ReadError) and "never retrieved" in str(
+        context.get("message")
+    ):
+        return
+    loop.default_exception_handler(context)
+
+
 class _EngineLog(logging.Handler):
     """The mock engine's log (`pulumi.log.*` lands there): warnings are kept for the report
     instead of going to stderr."""
@@ -430,10 +484,14 @@ class _EngineLog(logging.Handler):
 
 
 def run_stack(
-    stack: str, overrides: dict[str, str] | None = None, *, preview: bool = False
+    stack: str,
+    overrides: dict[str, str] | None = None,
+    *,
+    preview: bool = False,
+    cluster: providers.Cluster | None = None,
 ) -> StackRun:
     """Load and validate the stack's settings and run the whole program, as `pulumi up` would
-    (or as its first preview, with `preview=True`)."""
+    (or as its first preview, with `preview=True`), its reads answered from `cluster`."""
     from infra.program import run
     from stacks import load_settings
 
@@ -445,6 +503,7 @@ def run_stack(
         config=config,
         secret_keys=secret_keys,
         preview=preview,
+        cluster=cluster,
     )
 
 

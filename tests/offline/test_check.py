@@ -158,6 +158,35 @@ def test_resources_are_sent_with_urn_parent_and_provider_as_the_engine_does() ->
     assert "pulumi:pulumi:Stack" in {r.type for r in subjects.values()}
 
 
+def _reads_a_secret() -> None:
+    existing = k8s.core.v1.Secret.get("edge-tls", id="box/edge-tls")
+    k8s.core.v1.ConfigMap(
+        "uses-it",
+        metadata={"namespace": "box"},
+        data={"a": "b"},
+        opts=pulumi.ResourceOptions(depends_on=[existing]),
+    )
+
+
+def test_a_read_is_never_sent_to_the_pack_but_is_warned_about(pack: PolicyPackProcess) -> None:
+    run = run_program(_reads_a_secret, stack="fixture", config={})
+    read = "urn:pulumi:fixture::safeguard::kubernetes:core/v1:Secret::edge-tls"
+
+    subjects = {s.resource.urn: s.resource for s in check.subjects_of_run(run, "fixture")}
+    uses_it = subjects["urn:pulumi:fixture::safeguard::kubernetes:core/v1:ConfigMap::uses-it"]
+    # No Analyze and no AnalyzeStack for a read step: only what depends on it names it.
+    assert read not in subjects and read in uses_it.dependencies
+
+    report = check_program(_reads_a_secret, stack="fixture", pack=pack)
+    assert [(w.kind, w.message.split(";", 1)[0]) for w in report.warnings] == [
+        (
+            "read",
+            f"kubernetes:core/v1:Secret 'box/edge-tls' is read from the cluster, not created "
+            f"(a `get`, {read})",
+        )
+    ]
+
+
 # --- output ------------------------------------------------------------------------------------
 
 

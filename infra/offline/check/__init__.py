@@ -1,7 +1,8 @@
 """Offline policy gate: the safeguard policy pack over a stack, or over plain Kubernetes manifests.
 
 `--stack` runs the Pulumi program under mocks as a first preview (or, `preview=False`, as the
-update) and sends every resource to the pack as the engine does: the pack runs as its own
+update) and sends every resource it registers to the pack as the engine does (what it only
+reads is a warning: it must exist before `pulumi up`): the pack runs as its own
 process, started as the CLI starts it, and is driven over the Analyzer gRPC protocol in the
 engine's order (ConfigureStack, GetPluginInfo, GetAnalyzerInfo, Configure with the stack's
 `policies/config/<stack>.json`, Remediate and Analyze per resource with its checked inputs,

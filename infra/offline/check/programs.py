@@ -20,7 +20,15 @@ from stacks import SettingsError
 def subjects_of_run(run: StackRun, stack: str) -> list[Subject]:
     """What the engine analyzes for a run: the root stack, the default providers and every
     registered resource, each with its checked inputs (Remediate, Analyze), its outputs
-    (AnalyzeStack), URN, parent, options and provider."""
+    (AnalyzeStack), URN, parent, options and provider.
+
+    Reads (a `get`) are left out: the engine analyzes a resource when its registration is
+    checked, which a read step never is, and its AnalyzeStack takes the deployment's `news`,
+    where the step executor never puts a read (it keeps them in `reads`)
+    (pulumi/pulumi@v3.259.0:pkg/resource/deploy/step_generator.go#GenerateReadSteps,
+    #AnalyzeResources; step_executor.go#continueExecuteStep). An export still holds them, marked
+    external, and `pulumi policy analyze --file` checks them as any resource of the state.
+    """
     recorded = {r.urn: r for r in run.resources}
     roots = {r.parent for r in run.resources if r.parent.split("::")[2:3] == [ROOT_STACK_TYPE]}
     if run.root_urn:
@@ -39,6 +47,8 @@ def subjects_of_run(run: StackRun, stack: str) -> list[Subject]:
     providers: dict[str, Provider] = {}
     resources: list[Subject] = []
     for r in run.resources:
+        if r.external:
+            continue
         provider: Provider | None = None
         if r.custom and not r.type.startswith("pulumi:providers:"):
             package = r.type.split(":", 1)[0]
@@ -110,8 +120,7 @@ def check_program(
         ) as ready:
             subjects, warnings = _program_subjects(program, stack, config, secret_keys, preview)
             report = analyze(ready(), subjects, pack_config, remediate_always=True)
-    found = tuple(ReportWarning(kind="program", message=warning) for warning in warnings)
-    return dataclasses.replace(report, stack=stack, warnings=(*report.warnings, *found))
+    return dataclasses.replace(report, stack=stack, warnings=(*report.warnings, *warnings))
 
 
 def _program_subjects(
@@ -120,8 +129,9 @@ def _program_subjects(
     config: Mapping[str, str] | None,
     secret_keys: Sequence[str],
     preview: bool,
-) -> tuple[list[Subject], tuple[str, ...]]:
-    """What the engine would analyze, and the warnings the program logged."""
+) -> tuple[list[Subject], tuple[ReportWarning, ...]]:
+    """What the engine would analyze, the warnings the program logged, and one for each read:
+    what it reads must exist, which no offline run can see."""
     try:
         run = run_program(
             program,
@@ -136,7 +146,18 @@ def _program_subjects(
         # Components validate their args before registering anything: a value from the stack
         # file they refuse is a configuration error, not a crash.
         raise CheckError(f"the program refused its configuration: {error}") from error
-    return subjects_of_run(run, stack), run.warnings
+    found = [ReportWarning(kind="program", message=warning) for warning in run.warnings]
+    found += [
+        ReportWarning(
+            kind="read",
+            message=f"{r.type} {r.id!r} is read from the cluster, not created (a `get`, "
+            f"{r.urn}); this check sees no cluster: it must exist before `pulumi up`, whose "
+            f"preview fails at once without it (\"resource '{r.id}' does not exist\")",
+        )
+        for r in run.resources
+        if r.external
+    ]
+    return subjects_of_run(run, stack), tuple(found)
 
 
 def check_stack(
