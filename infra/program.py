@@ -20,6 +20,7 @@ from components.prometheus import ScrapeTarget
 from components.redis import Redis, RedisArgs
 from infra.platforms.docker import DockerPlatform, prepare_networks
 from infra.platforms.kubernetes import KubernetesPlatform, prepare_namespace
+from infra.platforms.kubernetes.tls import existing_secret, issued_certificate
 from spec.platform import Platform
 from spec.service import Compute
 from stacks.settings import ComputeSettings, Settings, as_secret
@@ -49,9 +50,28 @@ def _platform(settings: Settings) -> Platform:
         public_service_type=settings.edge.service_type,
         ingress_class=settings.edge.ingress_class,
         host=settings.edge.host,
-        tls_secret=settings.edge.tls_secret,
+        tls_secret=settings.tls_secret,
+        tls_source=_tls_source(settings, namespace.metadata.name),
         image_pull_secrets=settings.images.pull_secrets,
     )
+
+
+def _tls_source(settings: Settings, namespace: pulumi.Output[str]) -> pulumi.Resource | None:
+    """What provides the edge's certificate Secret: cert-manager's Certificate, or the lookup
+    of the Secret the stack names."""
+    tls, secret = settings.edge.tls, settings.tls_secret
+    if tls is None or secret is None:
+        return None
+    if tls.cert_manager is not None:
+        return issued_certificate(
+            namespace=namespace,
+            instance=settings.stack,
+            secret_name=secret,
+            host=settings.edge.host,
+            issuer=tls.cert_manager.issuer,
+            issuer_kind=tls.cert_manager.kind,
+        )
+    return existing_secret(settings.namespace, secret)
 
 
 def edge_args(
@@ -75,7 +95,7 @@ def edge_args(
         client_max_body_size=edge.client_max_body_size,
         image=settings.images.pulled(settings.images.nginx),
         exporter_image=settings.images.pulled(settings.images.nginx_exporter),
-        tls_secret=edge.tls_secret,
+        tls_secret=settings.tls_secret,
         tls_at_ingress=edge.ingress_class is not None,
         replicas=1 if settings.platform == "docker" else 2,
         public_port=edge.public_port,

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import pulumi
 import yaml
@@ -346,6 +346,41 @@ def _internal_network_problem(networks: tuple[str, ...]) -> str | None:
     )
 
 
+class CertManagerSettings(_Section):
+    """The cert-manager issuer that signs the edge's certificate."""
+
+    issuer: ObjectName
+    """Name of the Issuer (in the stack's namespace) or ClusterIssuer."""
+    kind: Literal["ClusterIssuer", "Issuer"] = "ClusterIssuer"
+
+
+def _exactly_one_source(schema: dict[str, Any]) -> None:
+    schema["oneOf"] = [{"required": ["secret"]}, {"required": ["certManager"]}]
+
+
+class TlsSettings(_Section):
+    """Where the edge's certificate comes from: exactly one of `secret` and `certManager`."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one_source)
+
+    secret: ObjectName | None = None
+    """An existing Secret of type kubernetes.io/tls in the stack's namespace; it must exist
+    before `pulumi up` (the program looks it up, and the preview fails without it)."""
+    cert_manager: CertManagerSettings | None = None
+    """cert-manager issues the certificate into Secret safeguard-<stack>-tls (a Certificate
+    the program creates; cert-manager and the issuer must be installed)."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TlsSettings:
+        if (self.secret is None) == (self.cert_manager is None):
+            raise PydanticCustomError(
+                "setting",
+                "set exactly one of secret (an existing kubernetes.io/tls Secret) and "
+                "certManager (an issuer that signs one)",
+            )
+        return self
+
+
 class EdgeSettings(_Section):
     """nginx at the edge and how the outside world reaches it."""
 
@@ -353,8 +388,8 @@ class EdgeSettings(_Section):
 
     host: HostName = "localhost"
     """The name clients reach the service by; requests naming another host are refused."""
-    tls_secret: ObjectName | None = None
-    """Kubernetes Secret (type kubernetes.io/tls) with the certificate; unset: plain HTTP."""
+    tls: TlsSettings | None = None
+    """Kubernetes: the certificate for `host`; unset: plain HTTP."""
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     ingress_class: ObjectName | None = None
     public_port: int = Field(default=8080, ge=1, le=65535)
@@ -479,6 +514,15 @@ class Settings(_Section):
         return self.environment == "production"
 
     @property
+    def tls_secret(self) -> str | None:
+        """The Secret holding the edge's certificate: the one `edge.tls.secret` names, or the
+        one cert-manager issues into; None without TLS."""
+        tls = self.edge.tls
+        if tls is None:
+            return None
+        return tls.secret or f"safeguard-{self.stack}-tls"
+
+    @property
     def warnings(self) -> tuple[str, ...]:
         """What a reviewer should see although nothing is refused: missing alert webhooks and
         API keys outside development, a namespace another stack deploys into too."""
@@ -597,10 +641,10 @@ _RULES = (
         "scheduled backups need the kubernetes platform (CronJob); set false on docker",
     ),
     _when(
-        ("platform", "edge.tlsSecret", "edge.ingressClass"),
+        ("platform", "edge.tls", "edge.ingressClass"),
         "edge",
-        lambda s: s.platform == "docker" and bool(s.edge.tls_secret or s.edge.ingress_class),
-        "tlsSecret and ingressClass exist only on the kubernetes platform",
+        lambda s: s.platform == "docker" and (s.edge.tls is not None or bool(s.edge.ingress_class)),
+        "tls and ingressClass exist only on the kubernetes platform",
     ),
     _when(
         ("platform", "images.pullSecrets"),
@@ -640,10 +684,10 @@ _RULES = (
         "production needs explicit origins",
     ),
     _when(
-        ("environment", "edge.tlsSecret"),
-        "edge.tlsSecret",
-        lambda s: s.is_production and not s.edge.tls_secret,
-        "production needs TLS; name the certificate Secret",
+        ("environment", "edge.tls"),
+        "edge.tls",
+        lambda s: s.is_production and s.edge.tls is None,
+        "production needs TLS; set tls.certManager (an issuer) or tls.secret (an existing Secret)",
     ),
     _when(
         ("environment", "persistentStorage"),
@@ -865,18 +909,32 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return text
 
 
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The section model a field holds, an optional one (`TlsSettings | None`) included."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
 def _model_at(path: list[str]) -> type[BaseModel] | None:
     model: type[BaseModel] = Settings
     for part in path:
         fields = {field.alias or name: field for name, field in model.model_fields.items()}
-        annotation = fields[part].annotation if part in fields else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        found = _section_model(fields[part].annotation) if part in fields else None
+        if found is None:
             return None
-        model = annotation
+        model = found
     return model
 
 
+_REPLACED = {"edge.tlsSecret": "edge.tls.secret (or edge.tls.certManager for cert-manager)"}
+"""Keys of earlier versions of the stack file, and what took their place."""
+
+
 def _unknown(loc: tuple[int | str, ...]) -> str:
+    if (replaced := _REPLACED.get(_field_path(loc))) is not None:
+        return f"replaced by {NAMESPACE}:{replaced}"
     *parents, key = [str(part) for part in loc]
     model = _model_at(parents)
     known = sorted(field.alias or name for name, field in (model or Settings).model_fields.items())

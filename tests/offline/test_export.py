@@ -178,3 +178,25 @@ def test_unknown_stack_exits_two(capsys: pytest.CaptureFixture[str], tmp_path: P
 
     assert code == 2 and not (tmp_path / "x.json").exists()
     assert "nope" in capsys.readouterr().err
+
+
+def test_a_read_is_exported_external_and_the_pack_finds_nothing_on_it(
+    exported: dict[str, Any],
+) -> None:
+    resources = exported["staging"]["deployment"]["resources"]
+    by_name = {r["urn"].rsplit("::", 1)[1]: r for r in resources}
+    read, nginx = by_name["nginx-tls"], by_name["nginx-deployment"]
+
+    assert read["external"] is True and "external" not in nginx
+    assert read["id"] == "safeguard-staging/safeguard-staging-tls"
+    assert read["inputs"] == {}  # what its `get` sent; the live object is its outputs
+    assert read["outputs"]["metadata"] == {
+        "name": "safeguard-staging-tls",
+        "namespace": "safeguard-staging",
+    }
+    assert read["urn"] in nginx["dependencies"]
+    assert resources.index(read) < resources.index(nginx)
+    with PolicyPackProcess(PACK_DIR, stack="staging") as pack:
+        pack.configure(CONFIG_DIR / "staging.json")
+        analyzed, _ = pack.analyze_all(_as_policy_analyze(exported["staging"]))
+    assert [d.message for r, found in analyzed if r.urn == read["urn"] for d in found] == []

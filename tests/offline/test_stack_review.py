@@ -49,7 +49,8 @@ def test_a_copied_stack_is_refused_without_its_pack_config_then_warned_about(
     assert checked.returncode == 0, checked.stderr
     report = json.loads(checked.stdout)
     assert report["config"] == "policies/config/qa.json"
-    assert {w["kind"] for w in report["warnings"]} == {"program"}
+    # The copy names staging's existing TLS Secret, which the check cannot see.
+    assert {w["kind"] for w in report["warnings"]} == {"program", "read"}
     shared = [
         w["message"] for w in report["warnings"] if w["message"].startswith("safeguard:namespace:")
     ]
@@ -94,6 +95,25 @@ def test_production_warnings_are_in_the_text_and_json_reports(
     assert "#### 3 warnings" in markdown
     for warning in WEBHOOKS_AND_KEYS:
         assert warning.split(":", 1)[1].split(":", 1)[0] in markdown
+
+
+def test_a_secret_the_stack_reads_must_exist_before_pulumi_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run_check(capsys, "--stack", "staging", "--format", "json")
+    assert code == 0
+    report = json.loads(out)
+    reads = [w["message"] for w in report["warnings"] if w["kind"] == "read"]
+    assert reads == [
+        "kubernetes:core/v1:Secret 'safeguard-staging/safeguard-staging-tls' is read from the "
+        "cluster, not created (a `get`, urn:pulumi:staging::safeguard::kubernetes:core/v1:"
+        "Secret::nginx-tls); this check sees no cluster: it must exist before `pulumi up`, whose "
+        "preview fails at once without it (\"resource 'safeguard-staging/safeguard-staging-tls' "
+        'does not exist")'
+    ]
+    code, text, _ = run_check(capsys, "--stack", "staging")
+    assert code == 0
+    assert f"  - {reads[0]}" in text.split("\nWarnings:\n", 1)[1].splitlines()
 
 
 def test_a_stack_with_nothing_to_warn_about_has_no_warnings(

@@ -73,3 +73,18 @@ def test_the_schema_checks_formats_and_bounds_one_file_can_show() -> None:
         "config/safeguard:postgres/backupRetentionDays: minimum",
         "config/safeguard:postgres/storageSize: pattern",
     ]
+
+
+def test_the_schema_takes_exactly_one_source_of_the_edge_certificate() -> None:
+    base = {"safeguard:app": {"image": "ghcr.io/example/safeguard-app:0.1.0"}}
+
+    def edge(tls: dict[str, Any]) -> list[str]:
+        return _errors({**base, "safeguard:edge": {"tls": tls}})
+
+    assert edge({"secret": "edge-tls"}) == []
+    assert edge({"certManager": {"issuer": "letsencrypt", "kind": "Issuer"}}) == []
+    assert edge({}) == ["config/safeguard:edge/tls: anyOf"]
+    assert edge({"secret": "edge-tls", "certManager": {"issuer": "letsencrypt"}}) == [
+        "config/safeguard:edge/tls: anyOf"
+    ]
+    assert edge({"certManager": {"kind": "ClusterIssuer"}}) == ["config/safeguard:edge/tls: anyOf"]

@@ -14,6 +14,7 @@ import yaml
 
 from spec.images import image_digest
 from stacks import SettingsError, load_settings
+from stacks.settings import Settings
 from tests.support.mocks import STACKS, build_stack, pod_specs, run_program, stack_config
 from tests.support.project import copy_checkout
 
@@ -50,7 +51,7 @@ def test_production_invalid_config_lists_every_problem_and_registers_nothing() -
         "app.image",  # latest is not pinned
         "app.replicas: production needs at least 2",
         "app.allowedOrigins: '*' is not allowed",
-        "edge.tlsSecret: production needs TLS",
+        "edge.tls: production needs TLS",
         "persistentStorage: production needs persistent storage",
     ):
         assert expected in problems
@@ -119,7 +120,7 @@ def test_edge_settings_name_what_is_wrong() -> None:
     with pytest.raises(SettingsError) as caught:
         build_stack(
             "staging",
-            edge='{"host": "_", "tlsSecret": "t", "trustedProxies": ["10.0.0.1/8"], '
+            edge='{"host": "_", "tls": {"secret": "t"}, "trustedProxies": ["10.0.0.1/8"], '
             '"internalNetwork": [], "connectionsPerClient": 0}',
         )
     problems = "\n".join(caught.value.problems)
@@ -234,8 +235,8 @@ def test_a_misspelled_namespace_of_keys_is_refused() -> None:
         ),
         (
             "edge",
-            {"host": "staging.safeguard.example.com", "tlsSecret": "Staging_TLS"},
-            "safeguard:edge.tlsSecret: 'Staging_TLS' is not a Kubernetes object name",
+            {"host": "staging.safeguard.example.com", "tls": {"secret": "Staging_TLS"}},
+            "safeguard:edge.tls.secret: 'Staging_TLS' is not a Kubernetes object name",
         ),
         (
             "edge",
@@ -429,3 +430,80 @@ def test_image_settings_name_what_is_wrong() -> None:
 def test_pull_secrets_are_refused_on_docker() -> None:
     (problem,) = _problems("dev", images=json.dumps({"pullSecrets": ["registry-creds"]}))
     assert problem.startswith("safeguard:images.pullSecrets: exist only on the kubernetes")
+
+
+# --- the edge's certificate --------------------------------------------------------------------
+
+_HOST = "staging.safeguard.example.com"
+
+
+def _tls_problems(stack: str, tls: object, **edge: object) -> list[str]:
+    return _problems(stack, edge=json.dumps({"host": _HOST, "tls": tls, **edge}))
+
+
+@pytest.mark.parametrize(
+    "tls",
+    [{}, {"secret": "staging-tls", "certManager": {"issuer": "letsencrypt"}}],
+    ids=["neither", "both"],
+)
+def test_tls_takes_exactly_one_source(tls: dict[str, object]) -> None:
+    assert _tls_problems("staging", tls) == [
+        "safeguard:edge.tls: set exactly one of secret (an existing kubernetes.io/tls Secret) "
+        "and certManager (an issuer that signs one)"
+    ]
+
+
+def test_cert_manager_settings_name_what_is_wrong() -> None:
+    assert _tls_problems("staging", {"certManager": {"isuer": "letsencrypt"}}) == [
+        "safeguard:edge.tls.certManager.issuer: required",
+        "safeguard:edge.tls.certManager.isuer: unknown setting; did you mean "
+        "safeguard:edge.tls.certManager.issuer?",
+    ]
+    assert _tls_problems(
+        "staging", {"certManager": {"issuer": "Lets_Encrypt", "kind": "ClusterIsuer"}}
+    ) == [
+        "safeguard:edge.tls.certManager.issuer: 'Lets_Encrypt' is not a Kubernetes object name "
+        "(lower-case DNS labels joined by '.')",
+        "safeguard:edge.tls.certManager.kind: must be one of ClusterIssuer, Issuer, got "
+        "'ClusterIsuer'",
+    ]
+
+
+def test_the_replaced_tls_secret_key_names_its_successor() -> None:
+    assert _problems("staging", edge=json.dumps({"host": _HOST, "tlsSecret": "staging-tls"})) == [
+        "safeguard:edge.tlsSecret: replaced by safeguard:edge.tls.secret (or "
+        "edge.tls.certManager for cert-manager)"
+    ]
+
+
+def test_tls_needs_kubernetes() -> None:
+    assert _problems("dev", edge=json.dumps({"tls": {"secret": "dev-tls"}})) == [
+        "safeguard:edge: tls and ingressClass exist only on the kubernetes platform"
+    ]
+
+
+def load_settings_of(stack: str, **overrides: str) -> Settings:
+    """The stack's settings as the program reads them, `overrides` on its stack file."""
+    config, secret_keys = stack_config(stack)
+    config.update({f"safeguard:{k}": v for k, v in overrides.items()})
+    loaded: list[Settings] = []
+    run_program(
+        lambda: loaded.append(load_settings()),
+        stack=stack,
+        config=config,
+        secret_keys=secret_keys,
+    )
+    return loaded[0]
+
+
+def test_production_takes_either_source_and_names_the_secret_it_mounts() -> None:
+    issued = load_settings_of("production")
+    assert issued.edge.tls is not None and issued.edge.tls.cert_manager is not None
+    assert issued.edge.tls.cert_manager.kind == "ClusterIssuer"
+    assert issued.tls_secret == "safeguard-production-tls"
+
+    named = load_settings_of(
+        "production",
+        edge=json.dumps({"host": "safeguard.example.com", "tls": {"secret": "edge-cert"}}),
+    )
+    assert named.tls_secret == "edge-cert"

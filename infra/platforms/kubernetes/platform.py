@@ -17,6 +17,7 @@ from infra.platforms.kubernetes.target import Target
 from infra.platforms.kubernetes.workloads import ROLLOUT_TIMEOUTS
 from spec.platform import Deployed
 from spec.service import ScheduledJob, ServiceSpec
+from spec.volumes import ExistingSecretVolume
 
 
 class KubernetesPlatform:
@@ -34,6 +35,7 @@ class KubernetesPlatform:
         ingress_class: str | None = None,
         host: str | None = None,
         tls_secret: str | None = None,
+        tls_source: pulumi.Resource | None = None,
         image_pull_secrets: Sequence[str] = (),
     ) -> None:
         self.namespace = namespace
@@ -43,6 +45,7 @@ class KubernetesPlatform:
         self.ingress_class = ingress_class
         self.host = host
         self.tls_secret = tls_secret
+        self.tls_source = tls_source
         self._target = Target(
             namespace=namespace, instance=instance, image_pull_secrets=tuple(image_pull_secrets)
         )
@@ -62,10 +65,19 @@ class KubernetesPlatform:
         config.files(target, spec.prefix, spec.name, spec.volumes, opts)
         if spec.node_metrics:
             access.node_metrics_reader(target, spec, account)
+        # Whatever uses the certificate's Secret comes after what provides it (its Certificate,
+        # or its lookup): pods mounting a Secret that does not exist never start.
+        tls = [self.tls_source] if self.tls_source is not None else []
+        mounts_tls = any(
+            isinstance(v, ExistingSecretVolume) and v.secret_name == self.tls_secret
+            for v in spec.volumes
+        )
         # The provider's await logic (never skipped: no pulumi.com/skipAwait) fails `pulumi up`
         # when a rollout's new pods do not become ready within these timeouts.
         workload_opts = pulumi.ResourceOptions(
-            parent=parent, depends_on=list(depends_on), custom_timeouts=ROLLOUT_TIMEOUTS
+            parent=parent,
+            depends_on=[*depends_on, *(tls if mounts_tls else [])],
+            custom_timeouts=ROLLOUT_TIMEOUTS,
         )
         workloads.workload(target, spec, self.storage_class, workload_opts)
         if spec.service_ports:
@@ -76,7 +88,10 @@ class KubernetesPlatform:
         if spec.autoscaling is not None:
             scaling.autoscaler(target, spec, spec.autoscaling, opts)
         if spec.public and self.ingress_class:
-            network.ingress(target, spec, self.ingress_class, self.host, self.tls_secret, opts)
+            ingress_opts = pulumi.ResourceOptions(parent=parent, depends_on=tls)
+            network.ingress(
+                target, spec, self.ingress_class, self.host, self.tls_secret, ingress_opts
+            )
         return Deployed(host=spec.name)
 
     def schedule(self, job: ScheduledJob, parent: pulumi.Resource) -> None:
