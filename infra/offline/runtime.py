@@ -43,14 +43,12 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.offline import providers
 from infra.offline.analyzer import Options
+from infra.offline.project import PROJECT, PROJECT_ROOT, ROOT_STACK_TYPE
 from infra.offline.wire import UNKNOWN
 from stacks import SettingsError
 from stacks.settings import encrypted_placeholder
 
-PROJECT = "safeguard"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REDACTED = "[secret]"
-ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from infra.offline.runtime import PROJECT_ROOT
+from infra.offline.project import PROJECT_ROOT
 
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 

@@ -133,6 +133,27 @@ def test_no_traceback_when_the_reader_of_stdout_goes_away(manifests: Path, tmp_p
     }
 
 
+def test_checking_manifests_imports_neither_the_program_nor_its_settings() -> None:
+    """The check of manifests starts its packs as soon as it can: it never waits for what only
+    a program needs (pydantic's stack settings, the Kubernetes SDK, the mocks)."""
+    script = (
+        "import sys\n"
+        "from infra.offline.cli import _parser\n"
+        "_parser('check')\n"
+        "import infra.offline.check.manifests\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+
+    assert loaded.returncode == 0, loaded.stderr
+    modules = set(loaded.stdout.split())
+    assert "infra.offline.check.manifests" in modules
+    program = {"stacks", "pydantic", "pulumi_kubernetes", "infra.offline.runtime", "infra.program"}
+    assert not program & modules
+
+
 # --- report formats --------------------------------------------------------------------------
 
 

@@ -14,62 +14,52 @@ documents that are not Kubernetes objects are warnings.
 Exit codes: 0 no mandatory violation, 1 at least one, 2 usage or input error (unknown stack,
 invalid stack settings or pack config, malformed manifest, a Helm template, the pack failing
 to start).
+
+The names below are imported from their submodule on first use (PEP 562), so that
+`--manifests` never imports what only `--stack` needs (the program and its settings).
 """
 
-from infra.offline.check.manifests import (
-    MANIFESTS_STACK,
-    ManifestReader,
-    check_manifests,
-    iter_manifests,
-    load_manifests,
-    manifest_files,
-    type_token,
-)
-from infra.offline.check.pack import (
-    CONFIG_DIR,
-    PACK_DIR,
-    analyze,
-    pack_config_for,
-    policy_pack,
-    starting_policy_pack,
-)
-from infra.offline.check.programs import (
-    check_program,
-    check_stack,
-    default_provider,
-    subjects_of_run,
-)
-from infra.offline.check.report import (
-    EXEMPTED,
-    CheckError,
-    Finding,
-    Report,
-    ReportWarning,
-    Subject,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CONFIG_DIR",
-    "EXEMPTED",
-    "MANIFESTS_STACK",
-    "PACK_DIR",
-    "CheckError",
-    "Finding",
-    "ManifestReader",
-    "Report",
-    "ReportWarning",
-    "Subject",
-    "analyze",
-    "check_manifests",
-    "check_program",
-    "check_stack",
-    "default_provider",
-    "iter_manifests",
-    "load_manifests",
-    "manifest_files",
-    "pack_config_for",
-    "policy_pack",
-    "starting_policy_pack",
-    "subjects_of_run",
-    "type_token",
-]
+import importlib
+from typing import Any
+
+_SUBMODULE = {
+    **dict.fromkeys(
+        (
+            "MANIFESTS_STACK",
+            "ManifestReader",
+            "check_manifests",
+            "iter_manifests",
+            "load_manifests",
+            "manifest_files",
+            "type_token",
+        ),
+        "manifests",
+    ),
+    **dict.fromkeys(
+        (
+            "CONFIG_DIR",
+            "PACK_DIR",
+            "analyze",
+            "pack_config_for",
+            "policy_pack",
+            "starting_policy_pack",
+        ),
+        "pack",
+    ),
+    **dict.fromkeys(
+        ("check_program", "check_stack", "default_provider", "subjects_of_run"), "programs"
+    ),
+    **dict.fromkeys(
+        ("EXEMPTED", "CheckError", "Finding", "Report", "ReportWarning", "Subject"), "report"
+    ),
+}
+
+__all__ = sorted(_SUBMODULE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SUBMODULE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_SUBMODULE[name]}"), name)

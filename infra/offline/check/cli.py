@@ -11,7 +11,6 @@ from pathlib import Path
 from infra.offline.check.report import CheckError, error_json, error_markdown
 from infra.offline.output import emit, wants_colour
 from infra.offline.stack_files import UnknownStackError
-from stacks import SettingsError
 
 FORMATS = ("text", "markdown", "json")
 
@@ -68,15 +67,21 @@ def _command(args: argparse.Namespace) -> int:
                 args.manifests, stack=args.stack, pack_config=args.policy_config
             )
         else:
+            # Imported here: the stack settings (pydantic) cost a checking of manifests a
+            # quarter of a second, and only a program can raise SettingsError.
             from infra.offline.check.programs import check_stack
+            from stacks import SettingsError
 
-            report = check_stack(args.stack, pack_config=args.policy_config, preview=args.preview)
+            try:
+                report = check_stack(
+                    args.stack, pack_config=args.policy_config, preview=args.preview
+                )
+            except SettingsError as error:
+                return _failed(args, str(error), prefix="")
     except UnknownStackError as error:
         return _failed(args, str(error), prefix="")
     except CheckError as error:
         return _failed(args, str(error))
-    except SettingsError as error:
-        return _failed(args, str(error), prefix="")
     if args.format == "json":
         emit(json.dumps(report.to_json(), indent=2))
     elif args.format == "markdown":

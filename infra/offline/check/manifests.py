@@ -27,9 +27,9 @@ import yaml
 from infra.offline.analyzer import PolicyPackProcess, Provider, Resource
 from infra.offline.check import shards
 from infra.offline.check.pack import analyze, pack_config_for
-from infra.offline.check.programs import default_provider
 from infra.offline.check.report import CheckError, Report, ReportWarning, Subject
-from infra.offline.runtime import PROJECT
+from infra.offline.project import PROJECT
+from infra.offline.providers import default_provider
 from infra.offline.stack_files import require_stack
 
 MANIFESTS_STACK = "manifests"

@@ -22,7 +22,7 @@ from infra.offline.analyzer import (
     parse_pack_config,
 )
 from infra.offline.check.report import CheckError, Finding, Report, ReportWarning, Subject
-from infra.offline.runtime import PROJECT, PROJECT_ROOT, ROOT_STACK_TYPE
+from infra.offline.project import PROJECT, PROJECT_ROOT, ROOT_STACK_TYPE
 
 PACK_DIR = PROJECT_ROOT / "policies"
 CONFIG_DIR = PACK_DIR / "config"

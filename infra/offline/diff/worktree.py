@@ -15,8 +15,8 @@ from pathlib import Path
 
 from infra.offline.diff.model import DiffError, StackDiff
 from infra.offline.diff.tree import Rendered, diff_stack, load_rendered
+from infra.offline.project import PROJECT_ROOT
 from infra.offline.render import FINGERPRINT_KEY
-from infra.offline.runtime import PROJECT_ROOT
 from infra.offline.stack_files import UnknownStackError, has_stack
 
 
