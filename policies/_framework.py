@@ -157,11 +157,14 @@ def stack_policy(
     *,
     name: str,
     description: str,
+    resource_types: Collection[str],
     check: StackCheck,
     enforcement_level: EnforcementLevel,
     config_schema: PolicyConfigSchema | None = None,
 ) -> StackValidationPolicy:
-    """A stack policy running `check` over all resources of the stack."""
+    """A stack policy running `check` over the stack's resources of `resource_types` (the
+    properties of the others are never read, so never deserialized: see _sdk)."""
+    types = frozenset(resource_types)
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         resources = [
@@ -173,6 +176,7 @@ def stack_policy(
                 config={},
             )
             for r in args.resources
+            if r.resource_type in types
         ]
         reporter = StackReporter(name, report_violation)
         try:

@@ -10,8 +10,13 @@
 3. `share_request_properties`: the SDK turns a request's properties into the validator's `props`
    once per policy (MessageToDict, deserialize, unknown-checking proxy), which with twenty
    policies is most of the pack's time on a large stack. Within one Analyze or AnalyzeStack
-   call, each step (and `per_call` functions such as our `plain`) is memoized on the identity
-   of its input, so the policies share one read-only copy. Nothing in the pack mutates props.
+   call, each step (and `per_call` functions such as our `plain`), the resource options and
+   the provider are memoized on the identity of their input, so the policies share one
+   read-only copy. Nothing in the pack mutates props. Within such a call the steps are also
+   deferred until a policy reads the properties (`Deferred`): AnalyzeStack converts every
+   resource of the stack and its provider up front, though each stack policy reads a few
+   types (a CRD or a Service is never read), and `plain` of the SDK's proxy is the
+   deserialized properties themselves, without building the proxy it would unwrap.
 4. `skip_other_types`: for every Analyze call the SDK builds each resource policy's arguments
    (options, provider, config, the props proxy) and reconfigures the runtime from the
    environment before the policy can look at the resource type, though most policies apply to
@@ -25,7 +30,8 @@
 
 All degrade safely if the SDK changes shape: the exemption is then reported at the policy's own
 level (still visible), env values count as literal, properties are deserialized per policy
-again, every policy sees every resource, and Remediate runs the SDK's own way. tests/policies/
+again (a deferred value is a Mapping of the value the SDK would have made, made on first
+use), every policy sees every resource, and Remediate runs the SDK's own way. tests/policies/
 pins the first two (test_exemptions.py, test_secret_env.py), runs every policy through the
 third and fourth, and compares the fifth with the SDK's own answer (test_pack.py).
 """
@@ -37,7 +43,7 @@ import gc
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
@@ -105,7 +111,8 @@ def request_secret_paths() -> set[Path] | None:
 
 
 _memo = threading.local()
-"""Per thread: the memo of the Analyze/AnalyzeStack call being served, or None outside one."""
+"""Per thread: the memo of the Analyze/AnalyzeStack call being served (`cache`, None outside
+one) and whether its conversions are deferred (`defer`: AnalyzeStack)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -131,10 +138,11 @@ def per_call(function: F) -> F:
     return memoized  # type: ignore[return-value]
 
 
-def _call_scoped(method: Callable[..., Any]) -> Callable[..., Any]:
+def _call_scoped(method: Callable[..., Any], *, defer: bool = False) -> Callable[..., Any]:
     @functools.wraps(method)
     def scoped(self: Any, request: Any, context: Any) -> Any:
         _memo.cache = {}
+        _memo.defer = defer
         # The call builds millions of short-lived, acyclic objects (reference counting frees
         # them); the cycle collector would rescan them over and over, more than half of a
         # large AnalyzeStack's time. It runs again as soon as the call ends.
@@ -143,6 +151,7 @@ def _call_scoped(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, request, context)
         finally:
             _memo.cache = None
+            _memo.defer = False
             gc.enable()
 
     return scoped
@@ -164,14 +173,94 @@ def _remediate_when_configured(method: Callable[..., Any]) -> Callable[..., Any]
     return remediate
 
 
+class Deferred(Mapping[str, Any]):
+    """What one of the SDK's conversion steps returns inside an AnalyzeStack call (and its
+    unknown-checking proxy inside an Analyze call): its result, made on first use. As a
+    Mapping it is exactly that result, for any reader."""
+
+    __slots__ = ("_make", "_value", "source")
+
+    def __init__(self, make: Callable[[], Any], source: Any = None) -> None:
+        self._make: Callable[[], Any] | None = make
+        self._value: Any = None
+        self.source = source
+        """For the proxy: the deserialized properties it wraps (maybe a Deferred itself)."""
+
+    def value(self) -> Any:
+        if self._make is not None:
+            self._value = self._make()
+            self._make = None
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self.value()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.value())
+
+    def __len__(self) -> int:
+        return len(self.value())
+
+
+def _forced(value: Any) -> Any:
+    return value.value() if isinstance(value, Deferred) else value
+
+
+def deserialized(value: Any) -> Any:
+    """The deserialized properties behind `value` when it is the SDK's unknown-checking proxy
+    of them made in this call (unwrapping that proxy gives exactly them), else None."""
+    if isinstance(value, Deferred) and value.source is not None:
+        return _forced(value.source)
+    return None
+
+
+def _deferred_in_stack(step: Callable[..., Any]) -> Callable[..., Any]:
+    """`step`, deferred while an AnalyzeStack call is served, else run at once."""
+
+    @functools.wraps(step)
+    def deferring(value: Any, *args: Any) -> Any:
+        if getattr(_memo, "defer", False):
+            return Deferred(lambda: step(_forced(value), *args))
+        return step(_forced(value), *args)
+
+    return deferring
+
+
+def _proxy_deferred(proxy: Callable[..., Any]) -> Callable[..., Any]:
+    """The SDK's unknown-checking proxy, built only if it is read, within an Analyze or
+    AnalyzeStack call; `deserialized` gives what it wraps without building it."""
+
+    @functools.wraps(proxy)
+    def deferring(value: Any, *args: Any) -> Any:
+        if getattr(_memo, "cache", None) is None:
+            return proxy(_forced(value), *args)
+        return Deferred(lambda: proxy(_forced(value), *args), source=value)
+
+    return deferring
+
+
+def _per_call_method(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A servicer method of one request argument, memoized per call like `per_call`."""
+    memoized = per_call(lambda request, self: method(self, request))
+
+    @functools.wraps(method)
+    def shared(self: Any, request: Any) -> Any:
+        return memoized(request, self)
+
+    return shared
+
+
 def share_request_properties() -> bool:
-    """Lets the policies of one call share the deserialized properties; False if the SDK no
-    longer has the shape this relies on (then nothing is changed)."""
+    """Lets the policies of one call share the deserialized properties, made when first read;
+    False if the SDK no longer has the shape this relies on (then nothing is changed)."""
     from pulumi_policy import policy as sdk
 
     servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
     names = ("json_format", "deserialize_properties", "unknown_checking_proxy")
+    methods = ("_get_resource_options", "_get_provider_resource")
     if servicer is None or not all(hasattr(sdk, name) for name in names):
+        return False
+    if not all(hasattr(servicer, name) for name in methods):
         return False
     if getattr(servicer, "_safeguard_shared", False):
         return True
@@ -182,12 +271,14 @@ def share_request_properties() -> bool:
             if not name.startswith("__")
         }
     )
-    json_format_shim.MessageToDict = per_call(json_format.MessageToDict)
+    json_format_shim.MessageToDict = per_call(_deferred_in_stack(json_format.MessageToDict))
     sdk.json_format = json_format_shim
-    sdk.deserialize_properties = per_call(sdk.deserialize_properties)
-    sdk.unknown_checking_proxy = per_call(sdk.unknown_checking_proxy)
+    sdk.deserialize_properties = per_call(_deferred_in_stack(sdk.deserialize_properties))
+    sdk.unknown_checking_proxy = per_call(_proxy_deferred(sdk.unknown_checking_proxy))
+    for name in methods:
+        setattr(servicer, name, _per_call_method(getattr(servicer, name)))
     servicer.Analyze = _call_scoped(servicer.Analyze)
-    servicer.AnalyzeStack = _call_scoped(servicer.AnalyzeStack)
+    servicer.AnalyzeStack = _call_scoped(servicer.AnalyzeStack, defer=True)
     servicer.Remediate = _remediate_when_configured(servicer.Remediate)
     servicer._safeguard_shared = True
     return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from _sdk import deserialized
 from pulumi_policy.proxy import (
     UNKNOWN_ARCHIVE_VALUE,
     UNKNOWN_ARRAY_VALUE,
@@ -73,6 +74,9 @@ def known(value: Any) -> bool:
 
 def plain(value: Any) -> Any:
     """Unwraps the SDK's unknown-checking proxies into plain dicts and lists, keeping sentinels."""
+    shared = deserialized(value)
+    if shared is not None:
+        return shared
     if isinstance(value, _DictProxy | _ListProxy):
         value = value["__target"]
     if isinstance(value, Mapping):

@@ -494,6 +494,7 @@ POLICIES: Final = [
         name="no-wildcard-cors-from-configmaps",
         description="CORS settings a workload reads from a ConfigMap (valueFrom.configMapKeyRef, "
         "envFrom with a prefix) must allow listed origins only.",
+        resource_types=K8S_WORKLOADS | {CONFIG_MAP},
         check=check_cors_from_config_maps,
         enforcement_level=EnforcementLevel.MANDATORY,
     ),

@@ -352,6 +352,7 @@ POLICIES: Final = [
     stack_policy(
         name="k8s-network-policy-coverage",
         description="Every Kubernetes workload must be selected by a NetworkPolicy.",
+        resource_types=K8S_WORKLOADS | NETWORK_POLICIES,
         check=check_network_policy_coverage,
         enforcement_level=EnforcementLevel.ADVISORY,
     ),
@@ -359,6 +360,7 @@ POLICIES: Final = [
         name="k8s-pdb-coverage",
         description="Every Kubernetes workload with more than one replica must be selected by "
         "a PodDisruptionBudget.",
+        resource_types=K8S_WORKLOADS | PDBS | HPAS,
         check=check_pdb_coverage,
         enforcement_level=EnforcementLevel.ADVISORY,
     ),
