@@ -15,7 +15,7 @@ import yaml
 
 from infra.offline import check
 from infra.offline.analyzer import PolicyPackProcess
-from infra.offline.check import check_manifests, load_manifests
+from infra.offline.check import check_manifests, load_manifests, yaml_files
 from infra.offline.render import render_stack
 from tests.support.cli import run_check
 from tests.support.manifests import deployment
@@ -366,3 +366,21 @@ def test_one_pack_per_core_for_large_inputs_only() -> None:
 
     assert check.shards.pack_count(50_000) == 1
     assert check.shards.pack_count(30 * 1024 * 1024) == min(cores, check.shards.MAX_PACKS)
+
+
+def test_files_parsed_in_a_worker_process_are_parsed_as_here(tmp_path: Path) -> None:
+    """Large inputs are parsed in a process of their own (yaml_files.parse_files): the same
+    documents in the same order, and the same problems for files that cannot be read."""
+    write(tmp_path / "a.yaml", TYPED_LISTS)
+    write(tmp_path / "b.yaml", "a: [unclosed\n")
+    write(tmp_path / "c.yaml", "metadata:\n  namespace: {{ .Release.Namespace }}\n")
+    write(tmp_path / "d.yaml", "x: !!binary aGk=\nwhen: 2024-05-01\n---\n---\n1: true\n")
+    (tmp_path / "e.yaml").write_bytes(b"name: \xff\n")
+    files = check.manifest_files(tmp_path)
+
+    here = list(yaml_files.parse_files(files))
+    there = list(yaml_files.parse_files(files, in_worker=True))
+
+    assert there == here
+    assert [p.problem is None for p in here] == [True, False, False, True, False]
+    assert here[3].documents == [{"x": "aGk=", "when": "2024-05-01"}, None, {1: True}]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import queue
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -22,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from infra.offline.analyzer import PolicyPackProcess, Provider, Resource
 from infra.offline.check import shards
 from infra.offline.check.pack import analyze, pack_config_for
 from infra.offline.check.report import CheckError, Report, ReportWarning, Subject
+from infra.offline.check.yaml_files import ParsedFile, parse_files
 from infra.offline.project import PROJECT
 from infra.offline.providers import default_provider
 from infra.offline.stack_files import require_stack
@@ -36,45 +34,6 @@ MANIFESTS_STACK = "manifests"
 """The stack name in URNs of manifests checked without `--stack`."""
 
 CHART_FILE = "Chart.yaml"
-
-# Helm's built-in objects and the functions only Helm has. Other tools template strings with
-# `{{ }}` too (Prometheus rules: `{{ $labels.pod }}`, Grafana: `{{instance}}`, Argo CD
-# notifications: `{{.app.metadata.name}}`); those are values, and stay checkable.
-_HELM_ACTION = re.compile(
-    r"\{\{-?[^{}]*?(?:\$?\.(?:Values|Release|Chart|Capabilities|Files|Template)\b"
-    r"|\b(?:include|tpl|required|lookup|toYaml|fromYaml|toJson)\b)[^{}]*?-?\}\}"
-)
-
-
-class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
-    """YAML as the Kubernetes API reads it, straight into JSON values: an unquoted date stays
-    the string it is, `!!binary` stays its base64 text."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _binary(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
-    # The API server's JSON form of a byte field is base64 text, which is what the file holds.
-    return "".join(str(loader.construct_scalar(node)).split())
-
-
-def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
-    return str(loader.construct_scalar(node))
-
-
-def _no_set(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    raise yaml.constructor.ConstructorError(
-        None, None, "a !!set, which a Kubernetes manifest cannot hold", node.start_mark
-    )
-
-
-_Loader.add_constructor("tag:yaml.org,2002:binary", _binary)
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
-_Loader.add_constructor("tag:yaml.org,2002:set", _no_set)
 
 
 @dataclass
@@ -136,9 +95,13 @@ class ManifestReader:
     field, after the last file; nothing more is yielded once a problem is found.
     """
 
-    def __init__(self, path: Path, stack: str = MANIFESTS_STACK) -> None:
+    def __init__(
+        self, path: Path, stack: str = MANIFESTS_STACK, *, parse_in_worker: bool = False
+    ) -> None:
         self.path = path
         self.stack = stack
+        self.parse_in_worker = parse_in_worker
+        """Parse the YAML in a process of its own (see `yaml_files.parse_files`)."""
         self.warnings: list[ReportWarning] = []
         self._problems = _Problems()
         self._seen: dict[tuple[str, str, str, str], list[_Seen]] = {}
@@ -160,11 +123,11 @@ class ManifestReader:
                 "output",
             )
         checked = 0
-        for file in files:
-            if any(chart in file.parents for chart in charts):
-                continue
+        files = [file for file in files if not any(chart in file.parents for chart in charts)]
+        parsed_files = parse_files(files, in_worker=self.parse_in_worker)
+        for file, parsed in zip(files, parsed_files, strict=True):
             shown = str(file.relative_to(root)) if file != self.path else str(file)
-            for subject in self._file_subjects(file, shown, provider):
+            for subject in self._file_subjects(parsed, shown, provider):
                 checked += 1
                 if not self._problems.found:
                     yield subject
@@ -174,30 +137,13 @@ class ManifestReader:
             raise CheckError("malformed manifests:\n  " + "\n  ".join(self._problems.found))
         self._finish_warnings()
 
-    def _file_subjects(self, file: Path, shown: str, provider: Provider) -> Iterator[Subject]:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError) as error:
-            self._problems.add(shown, f"not readable as UTF-8 text: {error}")
+    def _file_subjects(
+        self, parsed: ParsedFile, shown: str, provider: Provider
+    ) -> Iterator[Subject]:
+        if parsed.problem is not None:
+            self._problems.add(shown, parsed.problem)
             return
-        if "{{" in text and (helm := _HELM_ACTION.search(text)) is not None:
-            line = text.count("\n", 0, helm.start()) + 1
-            self._problems.add(
-                shown,
-                f"a Helm template ({helm.group(0)} at line {line}): render it first "
-                "(helm template <release> <chart> > rendered.yaml) and check the output",
-            )
-            return
-        try:
-            documents = list(yaml.load_all(text, Loader=_Loader))
-        except yaml.YAMLError as error:
-            hint = (
-                "; it holds {{ }} template expressions: if it is a template, render it first"
-                if "{{" in text
-                else ""
-            )
-            self._problems.add(shown, f"not valid YAML: {_yaml_problem(error)}{hint}")
-            return
+        documents = parsed.documents
         for index, document in enumerate(documents, start=1):
             if document is None:
                 continue
@@ -342,14 +288,6 @@ def _chart_roots(path: Path, files: list[Path]) -> list[Path]:
     return roots
 
 
-def _yaml_problem(error: Exception) -> str:
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error)
-    if mark is not None:
-        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
-    return str(problem).splitlines()[0]
-
-
 def _kind_of_value(value: Any) -> str:
     return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
         type(value), type(value).__name__
@@ -429,12 +367,14 @@ def check_manifests(
     """Check the manifests under `path` with `pack_config` (or `stack`'s, or the defaults)."""
     if stack is not None:
         require_stack(stack)
-    reader = ManifestReader(path, stack or MANIFESTS_STACK)
     config = pack_config_for(stack, pack_config)
     if pack is not None:
+        reader = ManifestReader(path, stack or MANIFESTS_STACK)
         report = analyze(pack, reader, config)
     else:
         count = shards.pack_count(sum(f.stat().st_size for f in manifest_files(path)))
+        # Where one pack is not enough, neither is one process to read the files.
+        reader = ManifestReader(path, stack or MANIFESTS_STACK, parse_in_worker=count > 1)
         # The files are read while the packs boot (about a second), not after.
         with (
             shards.starting_policy_packs(stack or MANIFESTS_STACK, count) as ready,
