@@ -39,7 +39,6 @@ from types import TracebackType
 from typing import Any, Final, Literal
 
 import grpc
-import jsonschema
 import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2_grpc, plugin_pb2
@@ -110,6 +109,13 @@ class Options:
         unknown = set(self.custom_timeouts) - {"create", "update", "delete", "read"}
         if unknown:
             raise ValueError(f"custom_timeouts: unknown operations {sorted(unknown)}")
+
+
+_NO_OPTIONS: Final = Options()
+_NO_OPTIONS_MESSAGE: Final = analyzer_pb2.AnalyzerResourceOptions(
+    customTimeouts=analyzer_pb2.AnalyzerResourceOptions.CustomTimeouts()
+)
+"""How the engine sends the options of a resource that sets none (a manifest's)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -325,6 +331,10 @@ def reconcile_config(info: AnalyzerInfo, raw: Mapping[str, Any] | None) -> dict[
                 f"{name}: invalid enforcement level {config.enforcement_level!r} (an entry with "
                 "properties only needs an enforcementLevel here)"
             )
+    # Imported here, after the pack has been started: a tenth of a second a check's start-up
+    # would wait for before the pack's own second of start-up could begin.
+    import jsonschema
+
     errors = []
     for policy in info.policies:
         if policy.config_schema is None:
@@ -509,6 +519,7 @@ class PolicyPackProcess:
         self.calls: list[str] = []
         """Every RPC sent to the pack, in order."""
         self._calls_lock = threading.Lock()
+        self._encoded_providers: dict[int, tuple[Provider, Any]] = {}
 
     # -- lifecycle --
 
@@ -830,16 +841,25 @@ class PolicyPackProcess:
         provider = resource.provider
         if provider is None:
             return None
-        return analyzer_pb2.AnalyzerProviderResource(
+        # Every resource of a package shares its provider: encoded once (a message passed to
+        # a request is copied into it).
+        cached = self._encoded_providers.get(id(provider))
+        if cached is not None and cached[0] is provider:
+            return cached[1]
+        message = analyzer_pb2.AnalyzerProviderResource(
             type=provider.type,
             name=provider.name,
             urn=provider.urn,
             properties=to_struct(_internal_keys_skipped(provider.properties)),
         )
+        self._encoded_providers[id(provider)] = (provider, message)
+        return message
 
     def _options(self, resource: Resource) -> analyzer_pb2.AnalyzerResourceOptions:
         # analyzer_plugin.go#marshalResourceOptions
         options = resource.options
+        if options == _NO_OPTIONS and not resource.parent:
+            return _NO_OPTIONS_MESSAGE
         return analyzer_pb2.AnalyzerResourceOptions(
             protect=options.protect,
             ignoreChanges=list(options.ignore_changes),
