@@ -12,7 +12,6 @@ check (exit 2) with the `helm template` step to run first.
 from __future__ import annotations
 
 import dataclasses
-import json
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -199,11 +198,6 @@ class ManifestReader:
             self._problems.add(where, f"{', '.join(missing)} missing or not a string")
             return None
         assert isinstance(metadata, Mapping) and isinstance(name, str)
-        try:
-            manifest = _as_json(manifest)
-        except ValueError as error:
-            self._problems.add(where, str(error))
-            return None
         api_version, kind = manifest["apiVersion"], manifest["kind"]
         namespace = metadata.get("namespace")
         namespace = namespace if isinstance(namespace, str) else ""
@@ -292,29 +286,6 @@ def _kind_of_value(value: Any) -> str:
     return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
         type(value), type(value).__name__
     )
-
-
-_JSON_SCALARS = (str, bool, int, float, type(None))
-
-
-def _as_json(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The manifest as JSON values (what the engine sends): itself when it is already (the
-    loader makes it so), else with keys as JSON text; ValueError for values JSON cannot hold."""
-    stack: list[Any] = [manifest]
-    keys_as_text = False
-    while stack:
-        current = stack.pop()
-        if isinstance(current, dict):
-            keys_as_text = keys_as_text or any(type(k) is not str for k in current)
-            stack.extend(current.values())
-        elif isinstance(current, list):
-            stack.extend(current)
-        elif not isinstance(current, _JSON_SCALARS):
-            raise ValueError(
-                f"holds a {type(current).__name__} value, which a manifest cannot hold"
-            )
-    # `1: a` or `true: a` as a key: the API server reads the key as the text "1" or "true".
-    return json.loads(json.dumps(manifest)) if keys_as_text else manifest
 
 
 @contextmanager

@@ -6,15 +6,18 @@ the packs wait for their next calls. A worker process imports only this module (
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Final
 
 import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 # Helm's built-in objects and the functions only Helm has. Other tools template strings with
 # `{{ }}` too (Prometheus rules: `{{ $labels.pod }}`, Grafana: `{{instance}}`, Argo CD
@@ -28,9 +31,106 @@ FILES_PER_TASK = 32
 """Files a worker parses per round trip: enough to make the pickling of tasks negligible."""
 
 
+_STR: Final = "tag:yaml.org,2002:str"
+_MAP: Final = "tag:yaml.org,2002:map"
+_SEQ: Final = "tag:yaml.org,2002:seq"
+_MERGE_KEYS: Final = frozenset(("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"))
+_JSON_KEYS: Final = (bool, int, float, type(None))
+_RESOLVED_UP_TO: Final = 64
+"""Plain scalars up to this length have their tag remembered: names, labels and ports repeat
+in every manifest, and the resolver's regular expressions are Python."""
+
+
 class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
     """YAML as the Kubernetes API reads it, straight into JSON values: an unquoted date stays
-    the string it is, `!!binary` stays its base64 text."""
+    the string it is, `!!binary` stays its base64 text, a key that is not a string is the JSON
+    text of the value PyYAML reads (`1:` and `true:` are "1" and "true").
+
+    Documents are built by `construct_document` in one pass over the composed nodes, with
+    SafeLoader's own constructors for every scalar that is not a plain string and its own
+    merging of `<<` keys, instead of SafeLoader's general machinery (state generators, a
+    constructor looked up per node), which took two thirds of the parsing time. Any other
+    tag is left to that machinery, and its value checked to be JSON.
+    """
+
+    _resolved: ClassVar[dict[tuple[str, Any], str]] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        if kind is not ScalarNode or len(value) > _RESOLVED_UP_TO:
+            return str(super().resolve(kind, value, implicit))
+        key = (value, implicit)
+        tag = self._resolved.get(key)
+        if tag is None:
+            tag = self._resolved[key] = str(super().resolve(kind, value, implicit))
+        return tag
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        built: dict[int, Any] = {}
+        building: set[int] = set()
+        scalars = {tag: make for tag, make in self.yaml_constructors.items() if tag}
+
+        def value(node: yaml.Node) -> Any:
+            kind, tag = type(node), node.tag
+            if kind is ScalarNode:
+                if tag == _STR:
+                    return node.value
+                make = scalars.get(tag) if tag not in (_MAP, _SEQ) else None
+                return make(self, node) if make is not None else other(node)
+            # An alias is the node of its anchor again: the same value, built once.
+            if id(node) in built:
+                return built[id(node)]
+            if id(node) in building:
+                raise ConstructorError(
+                    None, None, "a recursive alias, which a manifest cannot hold", node.start_mark
+                )
+            building.add(id(node))
+            result: Any
+            if kind is MappingNode and tag == _MAP:
+                if any(key.tag in _MERGE_KEYS for key, _ in node.value):
+                    self.flatten_mapping(node)
+                result = {}
+                for key_node, value_node in node.value:
+                    key = value(key_node)
+                    result[key if type(key) is str else json_key(key, node, key_node)] = value(
+                        value_node
+                    )
+            elif kind is SequenceNode and tag == _SEQ:
+                result = [value(child) for child in node.value]
+            else:
+                result = other(node)
+            building.discard(id(node))
+            built[id(node)] = result
+            return result
+
+        def json_key(key: Any, node: yaml.Node, key_node: yaml.Node) -> str:
+            if isinstance(key, _JSON_KEYS):
+                return json.dumps(key)
+            problem = (
+                "found unhashable key"
+                if isinstance(key, dict | list)
+                else f"found a {type(key).__name__} key, which a manifest cannot hold"
+            )
+            raise ConstructorError(
+                "while constructing a mapping", node.start_mark, problem, key_node.start_mark
+            )
+
+        def other(node: yaml.Node) -> Any:
+            result = super(_Loader, self).construct_document(node)
+            if not _is_json(result):
+                raise ConstructorError(
+                    None, None, f"a {node.tag} value, which a manifest cannot hold", node.start_mark
+                )
+            return result
+
+        return value(node)
+
+
+def _is_json(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(type(k) is str and _is_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_json(v) for v in value)
+    return isinstance(value, (str, *_JSON_KEYS))
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -49,7 +149,7 @@ def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
 
 
 def _no_set(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    raise yaml.constructor.ConstructorError(
+    raise ConstructorError(
         None, None, "a !!set, which a Kubernetes manifest cannot hold", node.start_mark
     )
 
