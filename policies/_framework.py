@@ -162,8 +162,8 @@ def stack_policy(
     enforcement_level: EnforcementLevel,
     config_schema: PolicyConfigSchema | None = None,
 ) -> StackValidationPolicy:
-    """A stack policy running `check` over the stack's resources of `resource_types` (the
-    properties of the others are never read, so never deserialized: see _sdk)."""
+    """A stack policy running `check` over the stack's resources of `resource_types` (_sdk
+    hands it only those where it can; the properties of the others are never read)."""
     types = frozenset(resource_types)
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -187,10 +187,13 @@ def stack_policy(
             report_violation(message, None)
         _raise_unknowns(reporter.findings)
 
-    return StackValidationPolicy(
-        name=name,
-        description=description,
-        validate=validate,
-        enforcement_level=enforcement_level,
-        config_schema=config_schema,
+    return applies_to(
+        StackValidationPolicy(
+            name=name,
+            description=description,
+            validate=validate,
+            enforcement_level=enforcement_level,
+            config_schema=config_schema,
+        ),
+        types,
     )

@@ -23,7 +23,9 @@
    a few types only: that is most of the pack's time per resource. Within an Analyze call, the
    servicer's policy list yields only the policies registered for the request's type
    (`applies_to`), and the runtime is configured once per process (its environment never
-   changes).
+   changes). AnalyzeStack likewise builds every stack policy's view of every resource of the
+   stack; there the stack policies get the resources of the types they registered, which
+   they would otherwise skip themselves.
 5. Remediate: the engine calls it before every Analyze, and the SDK deserializes the request's
    properties before it looks for a policy at the `remediate` level; with none configured its
    answer is empty whatever the properties, so that answer is given at once.
@@ -289,7 +291,8 @@ _serving = threading.local()
 
 
 def applies_to(policy: Any, resource_types: frozenset[str]) -> Any:
-    """Registers that `policy` (a resource policy) only looks at `resource_types`."""
+    """Registers that `policy` (a resource or stack policy) only looks at resources of
+    `resource_types`."""
     policy._safeguard_types = resource_types
     return policy
 
@@ -311,11 +314,14 @@ class _PoliciesFor(list):  # type: ignore[type-arg]
 def skip_other_types() -> bool:
     """Lets Analyze run only the resource policies registered for the request's type; False if
     the SDK no longer has the shape this relies on (then nothing is changed)."""
+    from pulumi_policy import StackValidationPolicy
     from pulumi_policy import policy as sdk
 
     servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
     configure = getattr(servicer, "_configure_runtime_settings", None)
     if servicer is None or configure is None or not hasattr(servicer, "Analyze"):
+        return False
+    if not hasattr(servicer, "AnalyzeStack"):
         return False
     if getattr(servicer, "_safeguard_typed", False):
         return True
@@ -339,7 +345,21 @@ def skip_other_types() -> bool:
             configure(self)
             configured.set()
 
+    analyze_stack = servicer.AnalyzeStack
+
+    @functools.wraps(analyze_stack)
+    def typed_stack(self: Any, request: Any, context: Any) -> Any:
+        policies = getattr(self, "_PolicyAnalyzerServicer__policies", None) or ()
+        stack_policies = [p for p in policies if isinstance(p, StackValidationPolicy)]
+        types = [getattr(p, "_safeguard_types", None) for p in stack_policies]
+        fields = [field.name for field, _ in request.ListFields()]
+        if stack_policies and None not in types and fields in (["resources"], []):
+            wanted = frozenset().union(*types)
+            request = type(request)(resources=[r for r in request.resources if r.type in wanted])
+        return analyze_stack(self, request, context)
+
     servicer.Analyze = typed
+    servicer.AnalyzeStack = typed_stack
     servicer._configure_runtime_settings = once
     servicer._safeguard_typed = True
     return True
