@@ -384,3 +384,24 @@ def test_files_parsed_in_a_worker_process_are_parsed_as_here(tmp_path: Path) -> 
     assert there == here
     assert [p.problem is None for p in here] == [True, False, False, True, False]
     assert here[3].documents == [{"x": "aGk=", "when": "2024-05-01"}, None, {"1": True}]
+
+
+def test_a_recursive_alias_is_refused_naming_the_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """JSON cannot hold a value that contains itself; the check used to walk it forever."""
+    write(
+        tmp_path / "loop.yaml",
+        """\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: loop}
+        data: &data
+          self: *data
+        """,
+    )
+
+    code, _, err = run_check(capsys, "--manifests", str(tmp_path))
+
+    assert code == 2
+    assert "loop.yaml: not valid YAML: a recursive alias" in err
