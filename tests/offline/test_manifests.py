@@ -364,8 +364,8 @@ def test_packs_in_parallel_find_what_one_pack_finds(
 def test_one_pack_per_core_for_large_inputs_only() -> None:
     cores = os.cpu_count() or 1
 
-    assert check.shards.pack_count(50_000) == 1
-    assert check.shards.pack_count(30 * 1024 * 1024) == min(cores, check.shards.MAX_PACKS)
+    assert check.shards.pack_count(800) == 1
+    assert check.shards.pack_count(30_000) == min(cores, check.shards.MAX_PACKS)
 
 
 def test_files_parsed_in_a_worker_process_are_parsed_as_here(tmp_path: Path) -> None:

@@ -288,6 +288,18 @@ def _kind_of_value(value: Any) -> str:
     )
 
 
+def _estimated_objects(files: list[Path]) -> int:
+    """About how many objects `files` hold, read before the packs start (a few milliseconds
+    for tens of megabytes): every object says its `kind:`, and few say it more than once."""
+    found = 0
+    for file in files:
+        try:
+            found += file.read_bytes().count(b"kind:")
+        except OSError:
+            continue  # the reader names the file
+    return found
+
+
 @contextmanager
 def _read_ahead(subjects: Iterable[Subject]) -> Iterator[Iterator[Subject]]:
     """`subjects`, read by a thread of its own from now on; the reader's error reaches the
@@ -343,7 +355,7 @@ def check_manifests(
         reader = ManifestReader(path, stack or MANIFESTS_STACK)
         report = analyze(pack, reader, config)
     else:
-        count = shards.pack_count(sum(f.stat().st_size for f in manifest_files(path)))
+        count = shards.pack_count(_estimated_objects(manifest_files(path)))
         # Where one pack is not enough, neither is one process to read the files.
         reader = ManifestReader(path, stack or MANIFESTS_STACK, parse_in_worker=count > 1)
         # The files are read while the packs boot (about a second), not after.

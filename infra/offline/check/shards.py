@@ -17,15 +17,16 @@ from infra.offline.analyzer import Diagnostic, PolicyPackProcess, Resource, load
 from infra.offline.check.pack import AnalyzeAll, starting_policy_pack
 
 MAX_PACKS = 4
-BYTES_PER_PACK = 1024 * 1024
-"""Input a pack's start (about a second of CPU) pays for: below it, one pack does all."""
+RESOURCES_PER_PACK = 2000
+"""Resources a pack's start pays for (a third of a second of CPU, on a machine whose cores are
+shared): below it, one pack does all."""
 
 _END = object()
 
 
-def pack_count(input_bytes: int) -> int:
-    """How many packs to start for `input_bytes` of manifests: one per core at most."""
-    return max(1, min(os.cpu_count() or 1, MAX_PACKS, 1 + input_bytes // BYTES_PER_PACK))
+def pack_count(resources: int) -> int:
+    """How many packs to start for about `resources` resources: one per core at most."""
+    return max(1, min(os.cpu_count() or 1, MAX_PACKS, 1 + resources // RESOURCES_PER_PACK))
 
 
 @contextmanager
