@@ -52,7 +52,9 @@ class Container:
     command: tuple[str, ...] | None = None
     args: tuple[str, ...] | None = None
     ports: tuple[Port, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Plain settings; an output of another component (an address) is fine, a credential never
+    (that is `secret_env`)."""
     secret_env: Mapping[str, str] = field(default_factory=dict)
     """Environment variable -> key of the service's Secret it is read from."""
     probes: Probes | None = None
@@ -163,11 +165,17 @@ class ServiceSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class ScheduledJob:
-    """A command run on a schedule next to a service (backups)."""
+    """A command run on a schedule next to a service (backups, restore checks)."""
 
     name: str
     schedule: str
     container: Container
     volumes: tuple[Volume, ...] = ()
-    secrets_of: str | None = None
-    """Name of the service whose Secret the job reads its `secret_env` from."""
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The job's own Secret, which its container's `secret_env` reads from."""
+    deadline_seconds: int = 3600
+    """How long one run may take, its retries included (the Job's activeDeadlineSeconds)."""
+
+    def __post_init__(self) -> None:
+        if self.deadline_seconds < 1:
+            raise ValueError(f"job {self.name!r}: deadline_seconds must be at least 1")

@@ -1,6 +1,6 @@
 """Volumes in the service description: scratch space, data that outlives the container, files
-the component renders, secrets managed outside the program and a token for the Kubernetes API;
-and where each is mounted."""
+the component renders, secrets managed outside the program, a token for the Kubernetes API and
+another job's data; and where each is mounted."""
 
 from __future__ import annotations
 
@@ -71,4 +71,16 @@ class ApiTokenVolume:
             )
 
 
-Volume = ScratchVolume | DataVolume | FilesVolume | ExistingSecretVolume | ApiTokenVolume
+@dataclass(frozen=True, kw_only=True)
+class SharedVolume:
+    """The data volume `volume` of the scheduled job `owner`, mounted by another workload too
+    (the restore check reads the backup job's dumps). Kubernetes only: Docker has no jobs."""
+
+    name: str
+    owner: str
+    volume: str
+
+
+Volume = (
+    ScratchVolume | DataVolume | FilesVolume | ExistingSecretVolume | ApiTokenVolume | SharedVolume
+)

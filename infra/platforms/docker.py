@@ -37,6 +37,7 @@ from spec.volumes import (
     ExistingSecretVolume,
     FilesVolume,
     ScratchVolume,
+    SharedVolume,
     Volume,
 )
 
@@ -108,6 +109,10 @@ class DockerPlatform:
                 )
             if isinstance(v, ApiTokenVolume):
                 raise ValueError(f"{v.name}: a Kubernetes API token exists only on Kubernetes")
+            if isinstance(v, SharedVolume):
+                raise ValueError(
+                    f"{v.name}: a job's volume exists only on Kubernetes (no jobs here)"
+                )
         opts = pulumi.ResourceOptions(parent=parent)
         images = {c.name: self._image(spec, c, opts) for c in _all_containers(spec)}
         files = {v.name: v for v in spec.volumes if isinstance(v, FilesVolume)}
@@ -267,7 +272,9 @@ class DockerPlatform:
         is_main = c is spec.containers[0]
         name = spec.name if is_main else f"{spec.name}-{c.name}"
         prefix = spec.prefix + ("" if is_main else f"-{c.name}")
-        envs: list[pulumi.Input[str]] = [f"{k}={v}" for k, v in sorted(c.env.items())]
+        envs: list[pulumi.Input[str]] = [
+            pulumi.Output.concat(k, "=", v) for k, v in sorted(c.env.items())
+        ]
         envs += [
             pulumi.Output.secret(pulumi.Output.concat(env, "=", spec.secrets[key]))
             for env, key in sorted(c.secret_env.items())

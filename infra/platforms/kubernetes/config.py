@@ -1,36 +1,50 @@
-"""A service's configuration as Kubernetes objects: its Secret of credentials, a ConfigMap of
-plain env per container, and a ConfigMap (or Secret) per volume of rendered files."""
+"""A service's (or a scheduled job's) configuration as Kubernetes objects: its Secret of
+credentials, a ConfigMap of plain env per container, and a ConfigMap (or Secret) per volume of
+rendered files."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.platforms.kubernetes.target import Target
-from spec.service import ServiceSpec
+from spec.service import Container
 from spec.volumes import FilesVolume, Volume
 
 
-def service_secret(target: Target, spec: ServiceSpec, opts: pulumi.ResourceOptions) -> None:
-    """The Secret the containers' `secret_env` read from; its values stay secret outputs."""
+def secret(
+    target: Target,
+    prefix: str,
+    service: str,
+    values: Mapping[str, pulumi.Input[str]],
+    opts: pulumi.ResourceOptions,
+) -> None:
+    """The Secret `service`, which its containers' `secret_env` read from; its values stay
+    secret outputs."""
     k8s.core.v1.Secret(
-        f"{spec.prefix}-secret",
-        metadata=target.metadata(spec.name, spec.name),
+        f"{prefix}-secret",
+        metadata=target.metadata(service, service),
         type="Opaque",
-        string_data=pulumi.Output.secret(dict(spec.secrets)),
+        string_data=pulumi.Output.secret(dict(values)),
         opts=opts,
     )
 
 
-def env_config_maps(target: Target, spec: ServiceSpec, opts: pulumi.ResourceOptions) -> None:
+def env_config_maps(
+    target: Target,
+    prefix: str,
+    service: str,
+    containers: Sequence[Container],
+    opts: pulumi.ResourceOptions,
+) -> None:
     """`<service>-<container>-env` for each container with plain env."""
-    for container in (*spec.init_containers, *spec.containers):
+    for container in containers:
         if container.env:
             k8s.core.v1.ConfigMap(
-                f"{spec.prefix}-{container.name}-env",
-                metadata=target.metadata(f"{spec.name}-{container.name}-env", spec.name),
+                f"{prefix}-{container.name}-env",
+                metadata=target.metadata(f"{service}-{container.name}-env", service),
                 data=dict(container.env),
                 opts=opts,
             )

@@ -60,8 +60,9 @@ class KubernetesPlatform:
         opts = pulumi.ResourceOptions(parent=parent)
         account = access.service_account(target, spec, opts)
         if spec.secrets:
-            config.service_secret(target, spec, opts)
-        config.env_config_maps(target, spec, opts)
+            config.secret(target, spec.prefix, spec.name, spec.secrets, opts)
+        containers = (*spec.init_containers, *spec.containers)
+        config.env_config_maps(target, spec.prefix, spec.name, containers, opts)
         config.files(target, spec.prefix, spec.name, spec.volumes, opts)
         if spec.node_metrics:
             access.node_metrics_reader(target, spec, account)
@@ -95,7 +96,11 @@ class KubernetesPlatform:
         return Deployed(host=spec.name)
 
     def schedule(self, job: ScheduledJob, parent: pulumi.Resource) -> None:
+        target = self._target
         opts = pulumi.ResourceOptions(parent=parent)
-        workloads.claims(self._target, job, self.storage_class, opts)
-        config.files(self._target, job.name, job.name, job.volumes, opts)
-        workloads.cronjob(self._target, job, opts)
+        if job.secrets:
+            config.secret(target, job.name, job.name, job.secrets, opts)
+        config.env_config_maps(target, job.name, job.name, (job.container,), opts)
+        workloads.claims(target, job, self.storage_class, opts)
+        config.files(target, job.name, job.name, job.volumes, opts)
+        workloads.cronjob(target, job, opts)

@@ -35,6 +35,7 @@ from spec.volumes import (
     FilesVolume,
     Mount,
     ScratchVolume,
+    SharedVolume,
     Volume,
 )
 
@@ -65,7 +66,7 @@ def job_pod(target: Target, job: ScheduledJob) -> PodSpecArgsDict:
         **pod_security(job.container),
         **_pull_secrets(target),
         "restart_policy": "OnFailure",
-        "containers": [container(job.container, job.secrets_of or job.name, job.name)],
+        "containers": [container(job.container, job.name, job.name)],
         "volumes": volumes(job.name, job.volumes, standalone_claims=True),
     }
 
@@ -145,6 +146,10 @@ def _volume(prefix: str, volume: Volume, *, standalone_claims: bool) -> VolumeAr
             return {"name": volume.name, "projected": _api_token(volume)}
         case DataVolume() if standalone_claims:
             claim = f"{prefix}-{volume.name}"
+            return {"name": volume.name, "persistent_volume_claim": {"claim_name": claim}}
+        case SharedVolume():
+            # The claim `claims()` made for the owning job's data volume.
+            claim = f"{volume.owner}-{volume.volume}"
             return {"name": volume.name, "persistent_volume_claim": {"claim_name": claim}}
     return None
 

@@ -130,6 +130,6 @@ def _cronjob_spec(target: Target, job: ScheduledJob) -> CronJobSpecArgsDict:
 def _job_spec(target: Target, job: ScheduledJob) -> JobSpecArgsDict:
     return {
         "backoff_limit": 2,
-        "active_deadline_seconds": 3600,
+        "active_deadline_seconds": job.deadline_seconds,
         "template": {"metadata": {"labels": target.labels(job.name)}, "spec": job_pod(target, job)},
     }
