@@ -1,6 +1,7 @@
 """PostgreSQL: a StatefulSet (or container) with its data volume, a generated password, a
-postgres_exporter sidecar, and a nightly `pg_dump -Fc` CronJob that keeps N days of dumps on a
-volume of its own. Restore: docs/backup-restore.md.
+postgres_exporter sidecar, and its scheduled jobs (components/backups.py): a nightly `pg_dump
+-Fc` kept on a volume of its own and encrypted off site, and a restore check of the newest dump.
+Restore: docs/backup-restore.md.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.backups import BackupPolicy, backup_job, restore_check_job
 from components.common import EXPORTER_COMPUTE, TMP, TMP_MOUNT, secret_password
 from spec.images import is_pinned_image
 from spec.platform import Platform
 from spec.probes import Exec, HttpGet, Probe, Probes
 from spec.schedule import schedule_problem
-from spec.service import Compute, Container, Ingress, Port, ScheduledJob, ServiceSpec
+from spec.service import Compute, Container, Ingress, Port, ServiceSpec
 from spec.volumes import DataVolume, Mount, ScratchVolume
 
 PORT = 5432
@@ -22,16 +24,6 @@ EXPORTER_PORT = 9187
 UID = 70
 """The `postgres` user of the official Alpine image."""
 DATA_DIR = "/var/lib/postgresql/data"
-
-
-@dataclass(frozen=True, kw_only=True)
-class BackupPolicy:
-    """When to dump, for how long dumps are kept and how much room they get."""
-
-    schedule: str
-    """Cron schedule, UTC."""
-    retention_days: int
-    storage_size: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,8 +47,8 @@ class PostgresArgs:
     user: str = "safeguard"
     """Owner of the database."""
     image: str
-    """PostgreSQL image (the stack's `images.postgres`); the backup job uses it too, so pg_dump
-    matches the server."""
+    """PostgreSQL image (the stack's `images.postgres`); the backup image (BackupPolicy.image) is
+    built on the same version."""
     exporter_image: str
     """Sidecar exporting pg_up and friends."""
 
@@ -64,10 +56,11 @@ class PostgresArgs:
         for image in (self.image, self.exporter_image):
             if not is_pinned_image(image):
                 raise ValueError(f"PostgresArgs: image {image!r} must be pinned")
-        if self.backup is not None and self.backup.retention_days < 1:
-            raise ValueError("PostgresArgs: backup.retention_days must be at least 1")
         if self.backup is not None and (problem := schedule_problem(self.backup.schedule)):
             raise ValueError(f"PostgresArgs: backup.schedule {problem}")
+        check = self.backup.restore_check if self.backup is not None else None
+        if check is not None and (problem := schedule_problem(check.schedule)):
+            raise ValueError(f"PostgresArgs: backup.restore_check.schedule {problem}")
         if not self.database.isidentifier() or not self.user.isidentifier():
             raise ValueError("PostgresArgs: database and user must be plain identifiers")
 
@@ -97,7 +90,7 @@ class Postgres(pulumi.ComponentResource):
         password = secret_password(f"{name}-password", self)
         deployed = args.platform.deploy(_service(name, args, password), parent=self)
         if args.backup is not None:
-            args.platform.schedule(_backup_job(name, args, args.backup, deployed.host), parent=self)
+            self._schedule(name, args, args.backup, deployed.host, password)
 
         self.host = pulumi.Output.from_input(deployed.host)
         self.port = pulumi.Output.from_input(PORT)
@@ -126,6 +119,40 @@ class Postgres(pulumi.ComponentResource):
                 "metrics_target": self.metrics_target,
             }
         )
+
+    def _schedule(
+        self,
+        name: str,
+        args: PostgresArgs,
+        policy: BackupPolicy,
+        host: str,
+        password: pulumi.Output[str],
+    ) -> None:
+        platform = args.platform
+        platform.schedule(
+            backup_job(
+                name,
+                policy=policy,
+                host=host,
+                port=PORT,
+                database=args.database,
+                user=args.user,
+                password=password,
+            ),
+            parent=self,
+        )
+        if policy.restore_check is not None:
+            # The throwaway copy gets the room the database itself has.
+            platform.schedule(
+                restore_check_job(
+                    name,
+                    policy=policy,
+                    check=policy.restore_check,
+                    database=args.database,
+                    scratch_size=args.storage_size or "1Gi",
+                ),
+                parent=self,
+            )
 
 
 def _ready(args: PostgresArgs) -> Exec:
@@ -193,38 +220,4 @@ def _service(name: str, args: PostgresArgs, password: pulumi.Output[str]) -> Ser
             Ingress(from_services=(*args.clients, f"{name}-backup"), ports=(PORT,)),
             Ingress(from_services=args.scrapers, ports=(EXPORTER_PORT,)),
         ),
-    )
-
-
-def _backup_job(name: str, args: PostgresArgs, backup: BackupPolicy, host: str) -> ScheduledJob:
-    # Dump to a temporary name and rename, so a failed run never leaves a truncated file that
-    # looks like a backup; prune by age only after a successful dump.
-    script = (
-        "set -eu\n"
-        'stamp="$(date -u +%Y%m%dT%H%M%SZ)"\n'
-        f'target="/backups/{args.database}-$stamp.dump"\n'
-        f"pg_dump -h {host} -p {PORT} -U {args.user} -d {args.database} "
-        '-Fc -Z 6 -f "$target.partial"\n'
-        'mv "$target.partial" "$target"\n'
-        f"find /backups -type f -name '{args.database}-*.dump' "
-        f"-mmin +{backup.retention_days * 24 * 60} -delete\n"
-        "ls -l /backups\n"
-    )
-    return ScheduledJob(
-        name=f"{name}-backup",
-        schedule=backup.schedule,
-        secrets_of=name,
-        container=Container(
-            name="backup",
-            image=args.image,
-            uid=UID,
-            gid=UID,
-            compute=Compute(
-                cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi"
-            ),
-            command=("sh", "-c", script),
-            secret_env={"PGPASSWORD": "POSTGRES_PASSWORD"},
-            mounts=(Mount(volume="backups", path="/backups"), TMP_MOUNT),
-        ),
-        volumes=(DataVolume(name="backups", size=backup.storage_size), TMP),
     )

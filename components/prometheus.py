@@ -35,6 +35,9 @@ class ScrapeTarget:
     address: pulumi.Input[str]
     """host:port inside the platform: the `metrics_target` of the component scraped."""
     path: str = "/metrics"
+    honor_labels: bool = False
+    """Keep the `job` and `instance` labels of the scraped series (a Pushgateway's: they name
+    the job that pushed), instead of the target's."""
 
 
 def known_targets(targets: Sequence[ScrapeTarget]) -> pulumi.Output[list[ScrapeTarget]]:
@@ -69,6 +72,7 @@ def prometheus_config(
     ]
     jobs += [
         {"job_name": t.job, "metrics_path": t.path, "static_configs": [{"targets": [t.address]}]}
+        | ({"honor_labels": True} if t.honor_labels else {})
         for t in targets
     ]
     if kubernetes:

@@ -13,10 +13,12 @@ from pathlib import Path
 import pulumi
 
 from components.app_service import AppService, AppServiceArgs
+from components.backups import BackupPolicy, scheduled_job_names
 from components.monitoring import Monitoring, MonitoringArgs
 from components.nginx import Nginx, NginxArgs
-from components.postgres import BackupPolicy, Postgres, PostgresArgs
+from components.postgres import Postgres, PostgresArgs
 from components.prometheus import ScrapeTarget
+from components.pushgateway import Pushgateway, PushgatewayArgs
 from components.redis import Redis, RedisArgs
 from infra.platforms.docker import DockerPlatform, prepare_networks
 from infra.platforms.kubernetes import KubernetesPlatform, prepare_namespace
@@ -109,6 +111,20 @@ def run(settings: Settings) -> None:
     persistent = settings.persistent_storage
     images = settings.images
 
+    backups = settings.postgres.backup_enabled
+    # Only the database's scheduled jobs push; without them there is nothing to gateway.
+    pushgateway = (
+        Pushgateway(
+            "pushgateway",
+            PushgatewayArgs(
+                platform=platform,
+                pushers=scheduled_job_names("postgres"),
+                storage_size="1Gi" if persistent else None,
+            ),
+        )
+        if backups
+        else None
+    )
     database = Postgres(
         "postgres",
         PostgresArgs(
@@ -119,8 +135,9 @@ def run(settings: Settings) -> None:
                 schedule=settings.postgres.backup_schedule,
                 retention_days=settings.postgres.backup_retention_days,
                 storage_size=settings.postgres.backup_storage_size,
+                push_url=pushgateway.url if pushgateway is not None else None,
             )
-            if settings.postgres.backup_enabled
+            if backups
             else None,
             image=images.pulled(images.postgres),
             exporter_image=images.pulled(images.postgres_exporter),
@@ -169,6 +186,17 @@ def run(settings: Settings) -> None:
                 ScrapeTarget(job="nginx", address=edge_proxy.metrics_target),
                 ScrapeTarget(job="postgres", address=database.metrics_target),
                 ScrapeTarget(job="redis", address=cache.metrics_target),
+                *(
+                    [
+                        ScrapeTarget(
+                            job="pushgateway",
+                            address=pushgateway.metrics_target,
+                            honor_labels=True,
+                        )
+                    ]
+                    if pushgateway is not None
+                    else []
+                ),
             ),
             prometheus_storage_size=monitoring_settings.prometheus_storage_size
             if persistent

@@ -4,15 +4,25 @@ address it exposes."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pulumi
 import pytest
 import yaml
 
 from components.app_service import AppService, AppServiceArgs
+from components.backups import (
+    BackupPolicy,
+    OffsiteCopy,
+    RestoreCheck,
+    longest_gap,
+    max_age_seconds,
+)
 from components.monitoring import Monitoring, MonitoringArgs
 from components.nginx import Nginx, NginxArgs
-from components.postgres import BackupPolicy, PostgresArgs
+from components.postgres import PostgresArgs
 from components.prometheus import ScrapeTarget
+from components.pushgateway import PushgatewayArgs
 from components.redis import Redis, RedisArgs
 from infra.platforms.kubernetes import KubernetesPlatform
 from spec.service import Compute
@@ -92,6 +102,76 @@ def test_invalid_args_fail_before_any_resource(build, problem: str) -> None:
     with pytest.raises(ValueError, match=problem) as raised:
         run_program(program, stack="unit", config={})
     assert raised.value.recorded == []  # type: ignore[attr-defined]
+
+
+def _offsite(**changes: object) -> OffsiteCopy:
+    fields: dict = {
+        "endpoint": "https://s3.eu-central-1.amazonaws.com",
+        "bucket": "safeguard-backups",
+        "region": "eu-central-1",
+        "prefix": "safeguard/production/",
+        "retention_days": 30,
+        "recipients": ("age1" + "q" * 58,),
+        "access_key_id": None,
+        "secret_access_key": None,
+    }
+    return OffsiteCopy(**(fields | changes))
+
+
+@pytest.mark.parametrize(
+    ("build", "problem"),
+    [
+        (lambda: _offsite(endpoint="s3.example.com"), "endpoint 's3.example.com'"),
+        (lambda: _offsite(endpoint="https://s3.example.com/bucket"), "endpoint"),
+        (lambda: _offsite(bucket="Backups"), "bucket 'Backups'"),
+        (lambda: _offsite(bucket="a..b"), "bucket"),
+        (lambda: _offsite(region=" "), "region is empty"),
+        (lambda: _offsite(prefix="/safeguard/"), "prefix '/safeguard/'"),
+        (lambda: _offsite(prefix="safeguard"), "end in '/'"),
+        (lambda: _offsite(retention_days=0), "retention_days"),
+        (lambda: _offsite(recipients=()), "at least one age public key"),
+        (lambda: _offsite(recipients=("ssh-ed25519 AAAA",)), "not an age public key"),
+        (lambda: RestoreCheck(schedule="61 * * * *"), "not a cron schedule"),
+        (lambda: RestoreCheck(expected_tables={"items": 1}), "schema.table"),
+        (lambda: RestoreCheck(expected_tables={"public.items": -1}), "at least 0"),
+        (
+            lambda: BackupPolicy(
+                schedule="0 3 * * *",
+                retention_days=1,
+                storage_size="1Gi",
+                image="ghcr.io/example/safeguard-backup:latest",
+            ),
+            "pinned",
+        ),
+        (
+            lambda: BackupPolicy(schedule="@every 1x", retention_days=1, storage_size="1Gi"),
+            "not a duration",
+        ),
+        (lambda: PushgatewayArgs(platform=_platform(), pushers=()), "pushers is empty"),
+    ],
+)
+def test_invalid_backup_settings_name_the_field(build, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        build()
+
+
+@pytest.mark.parametrize(
+    ("schedule", "gap"),
+    [
+        ("15 2 * * *", timedelta(days=1)),
+        ("@daily", timedelta(days=1)),
+        ("0 */6 * * *", timedelta(hours=6)),
+        # Weekdays only: Friday's run to Monday's.
+        ("0 1 * * 1-5", timedelta(days=3)),
+        # The first of the month: January's 31 days are the longest wait.
+        ("0 0 1 * *", timedelta(days=31)),
+        ("@every 1h30m", timedelta(minutes=90)),
+    ],
+)
+def test_the_longest_wait_between_runs_follows_the_schedule(schedule: str, gap: timedelta):
+    assert longest_gap(schedule) == gap
+    # The run's deadline (an hour) and a grace of 15 minutes come on top.
+    assert max_age_seconds(schedule) == gap.total_seconds() + 3600 + 900
 
 
 def test_a_lone_redis_keeps_its_password_secret_and_persists_to_a_volume() -> None:

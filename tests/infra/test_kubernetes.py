@@ -54,8 +54,9 @@ def test_every_container_is_hardened_with_probes_and_limits(stack: str) -> None:
             assert is_pinned_image(container["image"]), where
             if not is_init and workload.kind != "CronJob":
                 assert "livenessProbe" in container and "readinessProbe" in container, where
-    # app + migrate, 3 x (server + exporter), backup, prometheus, alertmanager, grafana
-    assert seen == 12
+    # app + migrate, 3 x (server + exporter), backup, restore check, pushgateway, prometheus,
+    # alertmanager, grafana
+    assert seen == 14
 
 
 def test_no_pod_automounts_a_token_and_only_prometheus_s_server_mounts_one(stack: str) -> None:
@@ -178,6 +179,10 @@ def test_network_policies_isolate_the_data_stores(stack: str) -> None:
     }
     assert _ingress(policies["redis"]) == {6379: {"app"}, 9121: {"prometheus"}}
     assert _ingress(policies["app"]) == {8000: {"nginx", "prometheus"}}
+    # Only the jobs push (a pushed success is what the backup alerts believe); Prometheus reads.
+    assert _ingress(policies["pushgateway"]) == {
+        9091: {"postgres-backup", "postgres-restore-check", "prometheus"}
+    }
     open_to_all = {name for name, p in policies.items() if None in _ingress(p).values()}
     assert open_to_all == {"nginx"}
 
@@ -250,17 +255,39 @@ def test_probe_paths_are_routes_the_app_serves(stack: str) -> None:
     assert "app:8000" in scrape and "/metrics" in routes
 
 
-def test_backups_dump_compressed_and_prune_by_retention(stack: str) -> None:
+def test_the_backup_and_restore_check_jobs_share_the_dumps_and_report(stack: str) -> None:
     run = build_stack(stack)
-    cron = _by_kind(run, "CronJob")["postgres-backup"]["spec"]
-    assert cron["concurrencyPolicy"] == "Forbid"
-    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
-    script = pod["containers"][0]["command"][-1]
-    retention_days = {"staging": 3, "production": 14}[stack]
-    assert "pg_dump" in script and " -Fc " in script
-    assert f"-mmin +{retention_days * 24 * 60} -delete" in script
-    claim = pod["volumes"][0]["persistentVolumeClaim"]["claimName"]
-    assert claim in _by_kind(run, "PersistentVolumeClaim")
+    crons = _by_kind(run, "CronJob")
+    assert set(crons) == {"postgres-backup", "postgres-restore-check"}
+    claims = _by_kind(run, "PersistentVolumeClaim")
+    env = {name: cm["data"] for name, cm in _by_kind(run, "ConfigMap").items()}
+    for name, cron in crons.items():
+        spec = cron["spec"]
+        assert spec["concurrencyPolicy"] == "Forbid"
+        assert spec["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 3600
+        pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        # Both mount the one claim: the check reads what the backup wrote, read-only.
+        claim = volumes["backups"]["persistentVolumeClaim"]["claimName"]
+        assert claim == "postgres-backup-backups" and claim in claims
+        mounts = {m["mountPath"]: m["readOnly"] for m in container["volumeMounts"]}
+        assert mounts["/backups"] is (name == "postgres-restore-check")
+        (source,) = container["envFrom"]
+        assert env[source["configMapRef"]["name"]]["PUSHGATEWAY_URL"] == "http://pushgateway:9091"
+    restore = crons["postgres-restore-check"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    scratch = {v["name"]: v for v in restore["volumes"]}["scratch"]["emptyDir"]
+    # The throwaway database gets the room of the real one.
+    assert scratch["sizeLimit"] == {"staging": "5Gi", "production": "50Gi"}[stack]
+    assert "env" not in restore["containers"][0], "the restore check needs no credential"
+    # The backup's credentials come from a Secret of its own, never from plain env.
+    backup = crons["postgres-backup"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in backup["containers"][0]["env"]}
+    assert refs["PGPASSWORD"] == {"name": "postgres-backup", "key": "PGPASSWORD"}
+    (secret,) = [
+        r for r in run.resources if r.kind == "Secret" and r.name == "postgres-backup-secret"
+    ]
+    assert is_secret(secret.inputs["stringData"])
 
 
 MIRRORS = {"docker.io": "harbor.example.com/dockerhub", "quay.io": "harbor.example.com/quay"}

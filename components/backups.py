@@ -1,0 +1,320 @@
+"""The database's scheduled jobs, part of the Postgres component: a `pg_dump -Fc` kept for N days
+on a volume of its own and, with off-site storage, encrypted with age and uploaded to
+S3-compatible object storage (kept there for M days); and a restore check that restores the
+newest dump into a throwaway PostgreSQL in its own pod and compares it with the dump. Both push
+their outcome to the Pushgateway, where the BackupMissing and RestoreCheckMissing alerts read it.
+
+The scripts are data files (components/files/postgres/); this module gives them their
+environment. Restore: docs/backup-restore.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import pulumi
+from cronsim import CronSim, CronSimError
+
+from components.common import FILES, TMP, TMP_MOUNT
+from spec.images import is_pinned_image
+from spec.service import Compute, Container, ScheduledJob
+from spec.volumes import DataVolume, Mount, ScratchVolume, SharedVolume
+
+SCRIPTS = FILES / "postgres"
+BACKUP_IMAGE = "ghcr.io/example/safeguard-backup:0.1.0"
+"""backup/Dockerfile: the official postgres:16.4-bookworm (pg_dump and the server the restore
+check starts, of the version the database runs) with Debian's age and curl and the aws CLI."""
+UID = 999
+"""The `postgres` user of the official image's Debian variant."""
+BACKUPS = "/backups"
+JOB_DEADLINE_SECONDS = 3600
+"""How long one run may take, retries included; past it Kubernetes stops the Job."""
+GRACE_SECONDS = 900
+"""Added to a job's longest wait between runs before its outcome counts as missing: the push,
+a scrape and a rule evaluation."""
+DEFAULT_EXPECTED_TABLES: Mapping[str, int] = {"public.alembic_version": 1, "public.items": 0}
+"""The app's tables (app/migrations) and the fewest rows a restored dump may hold in each: a
+dump without the migrations' version row is no backup of the app."""
+
+_AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+# S3's bucket naming rules (and what path-style S3-compatible stores accept).
+_BUCKET = re.compile(r"^(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_TABLE = re.compile(r"^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*$")
+_DESCRIPTORS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_GO_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+@dataclass(frozen=True, kw_only=True)
+class OffsiteCopy:
+    """Where each dump goes, encrypted, besides the cluster: an S3-compatible bucket."""
+
+    endpoint: str
+    """The store's S3 API, https://host[:port] (AWS: https://s3.<region>.amazonaws.com)."""
+    bucket: str
+    region: str
+    """The region the requests are signed for (most S3-compatible stores accept any)."""
+    prefix: str
+    """Key prefix of the dumps, empty or ending in '/' (e.g. "safeguard/production/")."""
+    retention_days: int
+    """Uploads older than this are deleted by the backup job after each verified upload."""
+    recipients: tuple[str, ...]
+    """age public keys (age1...): any one of their private keys decrypts a dump."""
+    access_key_id: pulumi.Input[str] | None
+    """The job's access key (secret); None: not set yet, the job fails until it is."""
+    secret_access_key: pulumi.Input[str] | None
+
+    def __post_init__(self) -> None:
+        problems = offsite_problems(self)
+        if problems:
+            raise ValueError("OffsiteCopy: " + "; ".join(problems))
+
+
+def offsite_problems(copy: OffsiteCopy) -> list[str]:
+    """What is wrong with the off-site settings, each problem naming its field."""
+    problems = []
+    parts = urlsplit(copy.endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        problems.append(f"endpoint {copy.endpoint!r} is not http(s)://host[:port]")
+    if not _BUCKET.match(copy.bucket) or ".." in copy.bucket:
+        problems.append(
+            f"bucket {copy.bucket!r} is not an S3 bucket name (3 to 63 lower-case letters, "
+            "digits, '.' and '-')"
+        )
+    if not copy.region.strip():
+        problems.append("region is empty")
+    if copy.prefix.startswith("/") or (copy.prefix and not copy.prefix.endswith("/")):
+        problems.append(f"prefix {copy.prefix!r} must be empty or end in '/', with no leading '/'")
+    if copy.retention_days < 1:
+        problems.append(f"retention_days must be at least 1, got {copy.retention_days}")
+    if not copy.recipients:
+        problems.append("recipients: at least one age public key")
+    problems += [
+        f"recipient {r!r} is not an age public key (age1 and 58 more characters)"
+        for r in copy.recipients
+        if not _AGE_RECIPIENT.match(r)
+    ]
+    return problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestoreCheck:
+    """When the newest dump is restored and checked, and what it must hold."""
+
+    schedule: str = "30 4 * * *"
+    """Cron schedule, UTC: after the backup's, so the dump checked is the night's."""
+    expected_tables: Mapping[str, int] = field(default_factory=lambda: DEFAULT_EXPECTED_TABLES)
+    """schema.table -> the fewest rows it may hold; every table must also hold exactly the rows
+    the dump holds."""
+
+    def __post_init__(self) -> None:
+        longest_gap(self.schedule)
+        for table, minimum in self.expected_tables.items():
+            if not _TABLE.match(table) or minimum < 0:
+                raise ValueError(
+                    f"RestoreCheck: expected table {table!r}: {minimum} must be "
+                    "schema.table (lower-case) and a row count of at least 0"
+                )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackupPolicy:
+    """When to dump, for how long dumps are kept and how much room they get, where copies go
+    and how they are checked."""
+
+    schedule: str
+    """Cron schedule, UTC."""
+    retention_days: int
+    storage_size: str
+    offsite: OffsiteCopy | None = None
+    """Encrypted copies in object storage; None: dumps stay on the cluster only."""
+    restore_check: RestoreCheck | None = field(default_factory=RestoreCheck)
+    """None: no restore check."""
+    push_url: pulumi.Input[str] | None = None
+    """The Pushgateway the jobs report to (http://host:port); None: they report nowhere."""
+    image: str = BACKUP_IMAGE
+
+    def __post_init__(self) -> None:
+        if self.retention_days < 1:
+            raise ValueError("BackupPolicy: retention_days must be at least 1")
+        if not is_pinned_image(self.image):
+            raise ValueError(f"BackupPolicy: image {self.image!r} must be pinned")
+        longest_gap(self.schedule)
+
+
+def longest_gap(schedule: str) -> timedelta:
+    """The longest time between two runs of a CronJob `schedule` (5 fields, a descriptor or
+    @every): what the alert on a missing run waits for. Runs are followed for five years from a
+    fixed date, or 5000 runs, so the answer is the same on every render."""
+    if schedule.startswith("@every "):
+        return _go_duration(schedule.removeprefix("@every ").strip())
+    expression = _DESCRIPTORS.get(schedule, schedule)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    end = start + timedelta(days=5 * 366)
+    try:
+        runs = CronSim(expression, start)
+        previous = next(runs)
+    except (CronSimError, StopIteration) as error:
+        raise ValueError(f"schedule {schedule!r} is not a cron schedule ({error})") from None
+    longest = timedelta(0)
+    for _ in range(5000):
+        current = next(runs)
+        longest = max(longest, current - previous)
+        if current > end:
+            break
+        previous = current
+    return longest
+
+
+def _go_duration(text: str) -> timedelta:
+    parts = _GO_DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise ValueError(f"schedule '@every {text}': not a duration such as 1h30m")
+    return timedelta(seconds=sum(float(number) * _GO_UNITS[unit] for number, unit in parts))
+
+
+def max_age_seconds(schedule: str) -> int:
+    """How old a job's last success may get before it counts as missing."""
+    return int(longest_gap(schedule).total_seconds()) + JOB_DEADLINE_SECONDS + GRACE_SECONDS
+
+
+def scheduled_job_names(name: str) -> tuple[str, str]:
+    """The names of the jobs of the Postgres component `name`: backup and restore check."""
+    return (f"{name}-backup", f"{name}-restore-check")
+
+
+def script(name: str) -> str:
+    """The text of one of the jobs' scripts, as the CronJob runs it."""
+    return (SCRIPTS / name).read_text()
+
+
+def backup_job(
+    name: str,
+    *,
+    policy: BackupPolicy,
+    host: str,
+    port: int,
+    database: str,
+    user: str,
+    password: pulumi.Input[str],
+) -> ScheduledJob:
+    """`<name>-backup`: dumps `database` from `host`:`port` onto its own volume, and off site."""
+    job = scheduled_job_names(name)[0]
+    env: dict[str, pulumi.Input[str]] = {
+        "PGHOST": host,
+        "PGPORT": str(port),
+        "PGUSER": user,
+        "PGDATABASE": database,
+        "BACKUP_DIR": BACKUPS,
+        "RETENTION_DAYS": str(policy.retention_days),
+        **_metrics_env(job, policy.schedule, policy.push_url),
+    }
+    secrets: dict[str, pulumi.Input[str]] = {"PGPASSWORD": password}
+    offsite = policy.offsite
+    if offsite is not None:
+        env |= {
+            "S3_ENDPOINT": offsite.endpoint,
+            "S3_BUCKET": offsite.bucket,
+            "S3_PREFIX": offsite.prefix,
+            "S3_RETENTION_DAYS": str(offsite.retention_days),
+            "AWS_DEFAULT_REGION": offsite.region,
+            "AGE_RECIPIENTS": " ".join(offsite.recipients),
+            # The aws CLI reads its config under HOME, which the read-only image cannot hold.
+            "HOME": "/tmp",
+        }
+        if offsite.access_key_id is not None:
+            secrets["AWS_ACCESS_KEY_ID"] = offsite.access_key_id
+        if offsite.secret_access_key is not None:
+            secrets["AWS_SECRET_ACCESS_KEY"] = offsite.secret_access_key
+    return ScheduledJob(
+        name=job,
+        schedule=policy.schedule,
+        deadline_seconds=JOB_DEADLINE_SECONDS,
+        secrets=secrets,
+        container=Container(
+            name="backup",
+            image=policy.image,
+            uid=UID,
+            gid=UID,
+            compute=Compute(
+                cpu_request="50m", memory_request="128Mi", cpu_limit="1", memory_limit="512Mi"
+            ),
+            command=("sh", "-c", script("backup.sh")),
+            env=env,
+            # Every key of the Secret, whether or not it holds a value yet: an unset credential
+            # stops the pod with the missing key named, not a run that skips the upload.
+            secret_env={key: key for key in _secret_keys(offsite)},
+            mounts=(Mount(volume="backups", path=BACKUPS), TMP_MOUNT),
+        ),
+        volumes=(DataVolume(name="backups", size=policy.storage_size), TMP),
+    )
+
+
+def restore_check_job(
+    name: str, *, policy: BackupPolicy, check: RestoreCheck, database: str, scratch_size: str
+) -> ScheduledJob:
+    """`<name>-restore-check`: the newest dump of `<name>-backup` restored into a PostgreSQL of
+    its own, on `scratch_size` of scratch space, and compared with the dump."""
+    job = scheduled_job_names(name)[1]
+    return ScheduledJob(
+        name=job,
+        schedule=check.schedule,
+        deadline_seconds=JOB_DEADLINE_SECONDS,
+        container=Container(
+            name="restore-check",
+            image=policy.image,
+            uid=UID,
+            gid=UID,
+            compute=Compute(
+                cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi"
+            ),
+            command=("sh", "-c", script("restore-check.sh")),
+            env={
+                "PGDATABASE": database,
+                "BACKUP_DIR": BACKUPS,
+                "SCRATCH_DIR": "/scratch",
+                "EXPECT_TABLES": " ".join(
+                    f"{table}:{rows}" for table, rows in sorted(check.expected_tables.items())
+                ),
+                **_metrics_env(job, check.schedule, policy.push_url),
+            },
+            mounts=(
+                Mount(volume="backups", path=BACKUPS, read_only=True),
+                Mount(volume="scratch", path="/scratch"),
+                TMP_MOUNT,
+            ),
+        ),
+        volumes=(
+            SharedVolume(name="backups", owner=scheduled_job_names(name)[0], volume="backups"),
+            ScratchVolume(name="scratch", size=scratch_size),
+            TMP,
+        ),
+    )
+
+
+def _secret_keys(offsite: OffsiteCopy | None) -> tuple[str, ...]:
+    if offsite is None:
+        return ("PGPASSWORD",)
+    return ("PGPASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def _metrics_env(job: str, schedule: str, push_url: pulumi.Input[str] | None) -> dict:
+    env: dict[str, pulumi.Input[str]] = {
+        "METRICS_JOB": job,
+        "MAX_AGE_SECONDS": str(max_age_seconds(schedule)),
+    }
+    if push_url is not None:
+        env["PUSHGATEWAY_URL"] = push_url
+    return env
