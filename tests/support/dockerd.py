@@ -36,6 +36,7 @@ without the buildx plugin refuses to (and an older default builder cannot read R
 BUSYBOX_IMAGE = "safeguard-test/busybox:latest"
 PYTHON_BASE_IMAGE = "safeguard-test/python-base:bookworm"
 APP_IMAGE = "safeguard-test/app:test"
+POSTGRES_STANDIN_IMAGE = "safeguard-test/postgres-standin:bookworm"
 TEST_LABEL = "dev.safeguard.test"
 """Label on everything the tests create, so a crashed run's leftovers can be found."""
 START_HINT = (
@@ -222,6 +223,20 @@ def build_context_copy(destination: Path) -> Path:
     shutil.copytree(REPO_ROOT / "app", destination / "app", ignore=ignored)
     shutil.copy2(REPO_ROOT / ".dockerignore", destination / ".dockerignore")
     return destination
+
+
+def postgres_standin_image(client: docker.DockerClient, base: str) -> str:
+    """POSTGRES_STANDIN_IMAGE (tests/support/images/postgres-standin/): Debian's PostgreSQL on
+    `base`, standing in for the official image the dev stack runs; built once (half a minute
+    of apt), then reused while the tag exists."""
+    if has_image(client, POSTGRES_STANDIN_IMAGE):
+        return POSTGRES_STANDIN_IMAGE
+    context = REPO_ROOT / "tests" / "support" / "images" / "postgres-standin"
+    cli(
+        "build", "--network", "host", "--build-arg", f"BASE={base}",
+        "-t", POSTGRES_STANDIN_IMAGE, str(context), timeout=900,
+    )  # fmt: skip
+    return POSTGRES_STANDIN_IMAGE
 
 
 # --- the provider's uploads -------------------------------------------------------------------
