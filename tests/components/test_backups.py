@@ -25,33 +25,34 @@ import psycopg
 import pytest
 import yaml
 
-from components.backups import BackupPolicy, OffsiteCopy
-from components.postgres import Postgres, PostgresArgs
 from components.prometheus import RULES_DIR
-from components.pushgateway import Pushgateway, PushgatewayArgs
-from infra.platforms.kubernetes import KubernetesPlatform
-from spec.service import Compute
 from tests.support.backups import (
+    OFFSITE_RETENTION_DAYS,
     AppDatabase,
     PushgatewayServer,
     RenderedJob,
     SeaweedServer,
     adapted,
+    offsite_run,
     owned_by_postgres,
     postgres_bin,
     rendered_job,
     run_job,
 )
 from tests.support.deployed import deployed_files, stack_run
-from tests.support.mocks import StackRun, run_program
-from tests.support.servers import PostgresServer, PrometheusServer, free_port, new_temp_root
+from tests.support.servers import (
+    PostgresServer,
+    PrometheusServer,
+    eventually,
+    free_port,
+    new_temp_root,
+)
 
 pytestmark = pytest.mark.servers
 
 STACK = "production"
 BUCKET = "safeguard-backups"
 PREFIX = "safeguard/production/"
-OFFSITE_RETENTION_DAYS = 30
 EXPORTERS = yaml.safe_load(
     (Path(__file__).parents[1] / "fixtures" / "exporter_metrics.yaml").read_text()
 )["exporters"]
@@ -65,45 +66,6 @@ def _age_key(root: Path) -> tuple[Path, str]:
         ["age-keygen", "-y", str(identity)], capture_output=True, text=True, check=True
     )
     return identity, public.stdout.strip()
-
-
-def _offsite_run(recipient: str) -> StackRun:
-    """The production shape of the database with an off-site copy to BUCKET, its keys set."""
-
-    def program() -> None:
-        platform = KubernetesPlatform(namespace="safeguard-production", instance=STACK)
-        gateway = Pushgateway(
-            "pushgateway",
-            PushgatewayArgs(platform=platform, pushers=("postgres-backup",)),
-        )
-        Postgres(
-            "postgres",
-            PostgresArgs(
-                platform=platform,
-                compute=Compute(
-                    cpu_request="1", memory_request="1Gi", cpu_limit="1", memory_limit="1Gi"
-                ),
-                storage_size="5Gi",
-                backup=BackupPolicy(
-                    schedule="15 2 * * *",
-                    retention_days=14,
-                    storage_size="10Gi",
-                    push_url=gateway.url,
-                    offsite=OffsiteCopy(
-                        endpoint="https://s3.example.com",
-                        bucket=BUCKET,
-                        region="eu-central-1",
-                        prefix=PREFIX,
-                        retention_days=OFFSITE_RETENTION_DAYS,
-                        recipients=(recipient,),
-                        access_key_id="set-by-the-stack",
-                        secret_access_key="set-by-the-stack",
-                    ),
-                ),
-            ),
-        )
-
-    return run_program(program, stack=STACK, config={})
 
 
 @pytest.fixture(scope="module")
@@ -421,7 +383,10 @@ def offsite() -> Iterator[tuple[RenderedJob, Path]]:
     root = new_temp_root("safeguard-age-")
     identity, public = _age_key(root)
     try:
-        yield rendered_job(_offsite_run(public), "postgres-backup"), identity
+        yield (
+            rendered_job(offsite_run(public, bucket=BUCKET, prefix=PREFIX), "postgres-backup"),
+            identity,
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -578,17 +543,6 @@ def prometheus(pushgateway: PushgatewayServer) -> Iterator[PrometheusServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _eventually(check, timeout: float = 20, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)
-
-
 def _rule_expr(alert: str) -> str:
     text = deployed_files(STACK)[f"{RULES_DIR}/backups.yaml"]
     rules = {r["alert"]: r for g in yaml.safe_load(text)["groups"] for r in g["rules"]}
@@ -604,10 +558,10 @@ def test_the_jobs_outcome_reaches_prometheus_and_the_alerts_read_it(
     prometheus: PrometheusServer,
 ) -> None:
     pushgateway.wipe()
-    _eventually(lambda: prometheus.query('up{job="pushgateway"} == 1'), what="pushgateway up")
+    eventually(lambda: prometheus.query('up{job="pushgateway"} == 1'), what="pushgateway up")
     # Nothing recorded yet while the Pushgateway is up: both are missing.
     for alert, job in (("BackupMissing", backup.name), ("RestoreCheckMissing", restore_check.name)):
-        found = _eventually(lambda a=alert: prometheus.query(_rule_expr(a)), what=alert)
+        found = eventually(lambda a=alert: prometheus.query(_rule_expr(a)), what=alert)
         assert [s["metric"].get("job") for s in found] == [job]
 
     _fill(app_database, 5)
@@ -622,7 +576,7 @@ def test_the_jobs_outcome_reaches_prometheus_and_the_alerts_read_it(
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
     for job in (backup, restore_check):
-        series = _eventually(
+        series = eventually(
             lambda j=job: prometheus.query(
                 f'safeguard_job_last_success_timestamp_seconds{{job="{j.name}"}}'
             ),

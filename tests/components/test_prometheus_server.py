@@ -9,9 +9,7 @@ container names), the rules path, and 1s scrape and evaluation intervals so the 
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -23,24 +21,13 @@ from tests.support.servers import (
     AlertmanagerServer,
     LiveApp,
     PrometheusServer,
+    eventually,
     free_port,
     new_temp_root,
 )
 
 STACK = "dev"
 WEBHOOKS = {"alertWebhookCritical": "http://127.0.0.1:9/critical"}
-
-
-def eventually(check: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
-    """The first truthy result of `check`, polled until `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

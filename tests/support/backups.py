@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from tests.support.mocks import StackRun, unwrap
+from tests.support.mocks import StackRun, run_program, unwrap
 from tests.support.servers import (
     REPO_ROOT,
     PostgresServer,
@@ -84,6 +84,54 @@ def rendered_job(run: StackRun, job: str) -> RenderedJob:
         schedule=cron["schedule"],
         mounts={m["mountPath"]: m["readOnly"] for m in container.get("volumeMounts", [])},
     )
+
+
+OFFSITE_RETENTION_DAYS = 30
+"""How long the off-site copies of `offsite_run` are kept."""
+
+
+def offsite_run(recipient: str, *, bucket: str, prefix: str) -> StackRun:
+    """The production shape of the database and its jobs with an off-site copy to `bucket`,
+    encrypted for `recipient`, its keys set."""
+    from components.backups import BackupPolicy, OffsiteCopy
+    from components.postgres import Postgres, PostgresArgs
+    from components.pushgateway import Pushgateway, PushgatewayArgs
+    from infra.platforms.kubernetes import KubernetesPlatform
+    from spec.service import Compute
+
+    def program() -> None:
+        platform = KubernetesPlatform(namespace="safeguard-production", instance="production")
+        gateway = Pushgateway(
+            "pushgateway", PushgatewayArgs(platform=platform, pushers=("postgres-backup",))
+        )
+        Postgres(
+            "postgres",
+            PostgresArgs(
+                platform=platform,
+                compute=Compute(
+                    cpu_request="1", memory_request="1Gi", cpu_limit="1", memory_limit="1Gi"
+                ),
+                storage_size="50Gi",
+                backup=BackupPolicy(
+                    schedule="15 2 * * *",
+                    retention_days=14,
+                    storage_size="100Gi",
+                    push_url=gateway.url,
+                    offsite=OffsiteCopy(
+                        endpoint="https://s3.example.com",
+                        bucket=bucket,
+                        region="eu-central-1",
+                        prefix=prefix,
+                        retention_days=OFFSITE_RETENTION_DAYS,
+                        recipients=(recipient,),
+                        access_key_id="set-by-the-stack",
+                        secret_access_key="set-by-the-stack",
+                    ),
+                ),
+            ),
+        )
+
+    return run_program(program, stack="production", config={})
 
 
 def postgres_bin() -> str:

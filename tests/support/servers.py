@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -189,6 +190,18 @@ class RedisServer:
 def new_temp_root(prefix: str) -> Path:
     # Not pytest's tmp_path: its parents are root-only, and the postgres user must reach the dir.
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def eventually(check: Callable[[], Any], timeout: float = 15, what: str = "") -> Any:
+    """The first truthy result of `check`, polled until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.2)
 
 
 def wait_for_http(url: str, timeout: float = 15.0, process: subprocess.Popen | None = None) -> None:
