@@ -26,13 +26,14 @@ RELEASE = "ghcr.io/example/safeguard-app@sha256:" + "5" * 64
 def test_every_stack_file_builds_a_whole_system(stack: str) -> None:
     run = build_stack(stack)
     components = {r.type for r in run.resources if not r.custom}
+    # Only stacks with scheduled backups get a Pushgateway for their outcome.
     assert components == {
         "safeguard:components:AppService",
         "safeguard:components:Postgres",
         "safeguard:components:Redis",
         "safeguard:components:Nginx",
         "safeguard:components:Monitoring",
-    }
+    } | ({"safeguard:components:Pushgateway"} if stack != "dev" else set())
     assert run.outputs["public_url"].startswith("http")
     assert run.outputs["environment"] == {"dev": "development"}.get(stack, stack)
 
@@ -112,8 +113,9 @@ def test_production_settings_meet_the_production_rules() -> None:
         for r in run.of_type("apps/v1:StatefulSet")
         for t in r.inputs["spec"].get("volumeClaimTemplates", [])
     ]
-    # Postgres, Redis, Prometheus, Alertmanager and Grafana keep their data on claims.
-    assert len(claims) == 5
+    # Postgres, Redis, Prometheus, Alertmanager, Grafana and the Pushgateway keep their data on
+    # claims.
+    assert len(claims) == 6
 
 
 def test_edge_settings_name_what_is_wrong() -> None:
