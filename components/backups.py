@@ -26,8 +26,9 @@ from spec.volumes import DataVolume, Mount, ScratchVolume, SharedVolume
 
 SCRIPTS = FILES / "postgres"
 BACKUP_IMAGE = "ghcr.io/example/safeguard-backup:0.1.0"
-"""backup/Dockerfile: the official postgres:16.4-bookworm (pg_dump and the server the restore
-check starts, of the version the database runs) with Debian's age and curl and the aws CLI."""
+"""components/files/backup-image/Dockerfile: the official postgres:16.4-bookworm (pg_dump and
+the server the restore check starts, of the version the database runs) with Debian's age and
+curl and the aws CLI."""
 UID = 999
 """The `postgres` user of the official image's Debian variant."""
 BACKUPS = "/backups"

