@@ -14,21 +14,22 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import pulumi
 from cronsim import CronSim, CronSimError
 
 from components.common import FILES, TMP, TMP_MOUNT
 from spec.images import is_pinned_image
+from spec.offsite import (
+    age_recipient_problem,
+    bucket_problem,
+    endpoint_problem,
+    prefix_problem,
+)
 from spec.service import Compute, Container, ScheduledJob
 from spec.volumes import DataVolume, Mount, ScratchVolume, SharedVolume
 
 SCRIPTS = FILES / "postgres"
-BACKUP_IMAGE = "ghcr.io/example/safeguard-backup:0.1.0"
-"""components/files/backup-image/Dockerfile: the official postgres:16.4-bookworm (pg_dump and
-the server the restore check starts, of the version the database runs) with Debian's age and
-curl and the aws CLI."""
 UID = 999
 """The `postgres` user of the official image's Debian variant."""
 BACKUPS = "/backups"
@@ -41,9 +42,6 @@ DEFAULT_EXPECTED_TABLES: Mapping[str, int] = {"public.alembic_version": 1, "publ
 """The app's tables (app/migrations) and the fewest rows a restored dump may hold in each: a
 dump without the migrations' version row is no backup of the app."""
 
-_AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
-# S3's bucket naming rules (and what path-style S3-compatible stores accept).
-_BUCKET = re.compile(r"^(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE = re.compile(r"^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*$")
 _DESCRIPTORS = {
     "@yearly": "0 0 1 1 *",
@@ -74,7 +72,8 @@ class OffsiteCopy:
     recipients: tuple[str, ...]
     """age public keys (age1...): any one of their private keys decrypts a dump."""
     access_key_id: pulumi.Input[str] | None
-    """The job's access key (secret); None: not set yet, the job fails until it is."""
+    """The job's access key (secret); None: not set yet, and every run fails after its local
+    dump, saying so, until it is."""
     secret_access_key: pulumi.Input[str] | None
 
     def __post_init__(self) -> None:
@@ -85,29 +84,19 @@ class OffsiteCopy:
 
 def offsite_problems(copy: OffsiteCopy) -> list[str]:
     """What is wrong with the off-site settings, each problem naming its field."""
-    problems = []
-    parts = urlsplit(copy.endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-        problems.append(f"endpoint {copy.endpoint!r} is not http(s)://host[:port]")
-    if not _BUCKET.match(copy.bucket) or ".." in copy.bucket:
-        problems.append(
-            f"bucket {copy.bucket!r} is not an S3 bucket name (3 to 63 lower-case letters, "
-            "digits, '.' and '-')"
-        )
-    if not copy.region.strip():
-        problems.append("region is empty")
-    if copy.prefix.startswith("/") or (copy.prefix and not copy.prefix.endswith("/")):
-        problems.append(f"prefix {copy.prefix!r} must be empty or end in '/', with no leading '/'")
-    if copy.retention_days < 1:
-        problems.append(f"retention_days must be at least 1, got {copy.retention_days}")
-    if not copy.recipients:
-        problems.append("recipients: at least one age public key")
-    problems += [
-        f"recipient {r!r} is not an age public key (age1 and 58 more characters)"
-        for r in copy.recipients
-        if not _AGE_RECIPIENT.match(r)
+    found = [
+        ("endpoint", endpoint_problem(copy.endpoint)),
+        ("bucket", bucket_problem(copy.bucket)),
+        ("region", None if copy.region.strip() else "is empty"),
+        ("prefix", prefix_problem(copy.prefix)),
+        (
+            "retention_days",
+            None if copy.retention_days >= 1 else f"must be at least 1, got {copy.retention_days}",
+        ),
+        ("recipients", None if copy.recipients else "needs at least one age public key"),
+        *(("recipients", age_recipient_problem(r)) for r in copy.recipients),
     ]
-    return problems
+    return [f"{name} {problem}" for name, problem in found if problem is not None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,13 +128,16 @@ class BackupPolicy:
     """Cron schedule, UTC."""
     retention_days: int
     storage_size: str
+    image: str
+    """The jobs' image (the stack's `images.backup`), built from
+    components/files/backup-image/Dockerfile: PostgreSQL of the database's version (pg_dump and
+    the server the restore check starts) with age, curl and the aws CLI."""
     offsite: OffsiteCopy | None = None
     """Encrypted copies in object storage; None: dumps stay on the cluster only."""
     restore_check: RestoreCheck | None = field(default_factory=RestoreCheck)
     """None: no restore check."""
     push_url: pulumi.Input[str] | None = None
     """The Pushgateway the jobs report to (http://host:port); None: they report nowhere."""
-    image: str = BACKUP_IMAGE
 
     def __post_init__(self) -> None:
         if self.retention_days < 1:
@@ -235,10 +227,10 @@ def backup_job(
             # The aws CLI reads its config under HOME, which the read-only image cannot hold.
             "HOME": "/tmp",
         }
-        if offsite.access_key_id is not None:
-            secrets["AWS_ACCESS_KEY_ID"] = offsite.access_key_id
-        if offsite.secret_access_key is not None:
-            secrets["AWS_SECRET_ACCESS_KEY"] = offsite.secret_access_key
+        # An unset credential is an empty value, not a missing key: a missing key would keep
+        # the pod from starting at all, local dump included; the script fails after that dump.
+        secrets["AWS_ACCESS_KEY_ID"] = offsite.access_key_id or ""
+        secrets["AWS_SECRET_ACCESS_KEY"] = offsite.secret_access_key or ""
     return ScheduledJob(
         name=job,
         schedule=policy.schedule,
@@ -254,8 +246,6 @@ def backup_job(
             ),
             command=("sh", "-c", script("backup.sh")),
             env=env,
-            # Every key of the Secret, whether or not it holds a value yet: an unset credential
-            # stops the pod with the missing key named, not a run that skips the upload.
             secret_env={key: key for key in _secret_keys(offsite)},
             mounts=(Mount(volume="backups", path=BACKUPS), TMP_MOUNT),
         ),

@@ -31,8 +31,8 @@ class PushgatewayArgs:
     """Services allowed to read what was pushed."""
     storage_size: str | None = "1Gi"
     """Volume of the persistence file; None: pushed series live as long as the container."""
-    image: str = "prom/pushgateway:v1.5.1"
-    """Pushgateway image: the version of Debian's prometheus-pushgateway, which the tests run."""
+    image: str
+    """Pushgateway image (the stack's `images.pushgateway`)."""
 
     def __post_init__(self) -> None:
         if not is_pinned_image(self.image):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pulumi
 
 from components.app_service import AppService, AppServiceArgs
-from components.backups import BackupPolicy, scheduled_job_names
+from components.backups import BackupPolicy, OffsiteCopy, RestoreCheck, scheduled_job_names
 from components.monitoring import Monitoring, MonitoringArgs
 from components.nginx import Nginx, NginxArgs
 from components.postgres import Postgres, PostgresArgs
@@ -105,6 +105,31 @@ def edge_args(
     )
 
 
+def _backup_policy(settings: Settings, pushgateway: Pushgateway | None) -> BackupPolicy:
+    postgres, images = settings.postgres, settings.images
+    offsite = postgres.offsite
+    return BackupPolicy(
+        schedule=postgres.backup_schedule,
+        retention_days=postgres.backup_retention_days,
+        storage_size=postgres.backup_storage_size,
+        image=images.pulled(images.backup),
+        offsite=OffsiteCopy(
+            endpoint=offsite.endpoint,
+            bucket=offsite.bucket,
+            region=offsite.region,
+            prefix=offsite.prefix,
+            retention_days=offsite.retention_days,
+            recipients=offsite.recipients,
+            access_key_id=as_secret(settings.backup_access_key_id),
+            secret_access_key=as_secret(settings.backup_secret_access_key),
+        )
+        if offsite is not None
+        else None,
+        restore_check=RestoreCheck(schedule=postgres.restore_check_schedule),
+        push_url=pushgateway.url if pushgateway is not None else None,
+    )
+
+
 def run(settings: Settings) -> None:
     """Register the whole system for one stack and export its outputs."""
     platform = _platform(settings)
@@ -120,6 +145,7 @@ def run(settings: Settings) -> None:
                 platform=platform,
                 pushers=scheduled_job_names("postgres"),
                 storage_size="1Gi" if persistent else None,
+                image=images.pulled(images.pushgateway),
             ),
         )
         if backups
@@ -131,14 +157,7 @@ def run(settings: Settings) -> None:
             platform=platform,
             compute=_compute(settings.postgres.resources),
             storage_size=settings.postgres.storage_size if persistent else None,
-            backup=BackupPolicy(
-                schedule=settings.postgres.backup_schedule,
-                retention_days=settings.postgres.backup_retention_days,
-                storage_size=settings.postgres.backup_storage_size,
-                push_url=pushgateway.url if pushgateway is not None else None,
-            )
-            if backups
-            else None,
+            backup=_backup_policy(settings, pushgateway) if backups else None,
             image=images.pulled(images.postgres),
             exporter_image=images.pulled(images.postgres_exporter),
         ),

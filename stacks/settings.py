@@ -58,6 +58,14 @@ from spec.images import (
     mirrored,
     registry_problem,
 )
+from spec.offsite import (
+    AGE_RECIPIENT_PATTERN,
+    BUCKET_PATTERN,
+    age_recipient_problem,
+    bucket_problem,
+    endpoint_problem,
+    prefix_problem,
+)
 from spec.quantity import PATTERN as QUANTITY_PATTERN
 from spec.quantity import cpu_cores, memory_mb, parse
 from spec.schedule import schedule_problem
@@ -82,7 +90,13 @@ PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 """Kubernetes: where pod addresses come from unless edge.internalNetwork names the cluster's
 pod CIDR (RFC 1918: every common CNI's default lies inside)."""
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-SECRET_KEYS = ("apiKeys", "alertWebhookCritical", "alertWebhookWarning")
+SECRET_KEYS = (
+    "apiKeys",
+    "alertWebhookCritical",
+    "alertWebhookWarning",
+    "backupAccessKeyId",
+    "backupSecretAccessKey",
+)
 """Top-level keys set with `pulumi config set --secret`; their values are never shown."""
 
 
@@ -226,13 +240,32 @@ _SECRET_SCHEMA = {
     ]
 }
 ApiKeys = Annotated[SecretStr, WithJsonSchema(_SECRET_SCHEMA)]
+StoreCredential = Annotated[SecretStr, WithJsonSchema(_SECRET_SCHEMA)]
 WebhookUrl = Annotated[SecretStr, _checked(_secret(url_problem)), WithJsonSchema(_SECRET_SCHEMA)]
+
+
+S3Endpoint = Annotated[str, _checked(endpoint_problem)]
+Bucket = Annotated[
+    str, _checked(bucket_problem), Field(json_schema_extra={"pattern": BUCKET_PATTERN})
+]
+KeyPrefix = Annotated[str, _checked(prefix_problem)]
+AgeRecipient = Annotated[
+    str,
+    _checked(age_recipient_problem),
+    Field(json_schema_extra={"pattern": AGE_RECIPIENT_PATTERN}),
+]
 
 
 # Lists: a JSON array becomes a tuple (lax), its items stay strict.
 Origins = Annotated[tuple[Origin, ...], Field(strict=False), BeforeValidator(_no_wildcard)]
 Networks = Annotated[tuple[Network, ...], Field(strict=False)]
 ObjectNames = Annotated[tuple[ObjectName, ...], Field(strict=False)]
+AgeRecipients = Annotated[
+    tuple[AgeRecipient, ...],
+    Field(strict=False, json_schema_extra={"minItems": 1}),
+    # After the items: a list with a bad key gets that key's problem only.
+    _checked(lambda keys: None if keys else "needs at least one age public key"),
+]
 
 
 # --- the models -------------------------------------------------------------------------------
@@ -310,6 +343,29 @@ class AppSettings(_Section):
     resources: AppCompute = AppCompute()
 
 
+class OffsiteSettings(_Section):
+    """Encrypted copies of every dump in S3-compatible object storage. The job's credentials are
+    the secrets backupAccessKeyId and backupSecretAccessKey."""
+
+    endpoint: S3Endpoint
+    """The store's S3 API, https://host[:port] (AWS: https://s3.<region>.amazonaws.com)."""
+    bucket: Bucket
+    region: Annotated[
+        str,
+        _checked(lambda region: None if region.strip() else "must not be empty"),
+        Field(json_schema_extra={"minLength": 1}),
+    ] = "us-east-1"
+    """The region the requests are signed for (most S3-compatible stores take any)."""
+    prefix: KeyPrefix = ""
+    """Key prefix of the uploads, empty or ending in '/', such as safeguard/production/; the
+    retention prunes only this prefix's dumps."""
+    retention_days: int = Field(default=30, ge=1)
+    """Uploads older than this are deleted after each verified upload."""
+    recipients: AgeRecipients
+    """age public keys (age1..., from age-keygen -y): any one of their private keys, kept off
+    the cluster, decrypts a dump."""
+
+
 class PostgresSettings(_Section):
     """The database and its backups."""
 
@@ -320,6 +376,12 @@ class PostgresSettings(_Section):
     descriptor such as @daily; in the cluster's time zone."""
     backup_retention_days: int = Field(default=7, ge=1)
     backup_storage_size: Size = "10Gi"
+    restore_check_schedule: Schedule = "30 4 * * *"
+    """When the restore check restores the newest dump into a throwaway PostgreSQL: after the
+    backup's run, so that it checks the newest dump."""
+    offsite: OffsiteSettings | None = None
+    """Where every dump is copied, encrypted, off the cluster; unset: the dumps stay on the
+    cluster's volume (refused in production)."""
     resources: PostgresCompute = PostgresCompute()
 
 
@@ -428,7 +490,7 @@ class ImageSettings(_Section):
     """Kubernetes: Secrets of type kubernetes.io/dockerconfigjson in the namespace that every
     pod (the app's too) pulls its images with; they must exist before `pulumi up`."""
     postgres: Image = "postgres:16.4-alpine"
-    """PostgreSQL; the backup job runs it too, so pg_dump matches the server."""
+    """PostgreSQL; the backup image is built on the same version."""
     postgres_exporter: Image = "quay.io/prometheuscommunity/postgres-exporter:v0.15.0"
     redis: Image = "redis:7.4.1-alpine"
     redis_exporter: Image = "oliver006/redis_exporter:v1.62.0"
@@ -438,6 +500,13 @@ class ImageSettings(_Section):
     prometheus: Image = "prom/prometheus:v2.54.1"
     alertmanager: Image = "prom/alertmanager:v0.27.0"
     grafana: Image = "grafana/grafana:11.2.2"
+    pushgateway: Image = "prom/pushgateway:v1.5.1"
+    """Where the backup jobs push their outcome for Prometheus; the version of Debian's
+    prometheus-pushgateway, which the tests run."""
+    backup: Image = "ghcr.io/example/safeguard-backup:0.1.0"
+    """The backup and restore-check jobs' image, the project's own: built from
+    components/files/backup-image/Dockerfile and pushed by hand (RELEASING.md), on the PostgreSQL
+    version of `postgres`."""
 
     def pulled(self, image: str) -> str:
         """`image` as the stack pulls it: through its registry's mirror, if one is set."""
@@ -472,6 +541,10 @@ class Settings(_Section):
     """Where Alertmanager sends severity=critical alerts (a secret)."""
     alert_webhook_warning: WebhookUrl | None = None
     """Where Alertmanager sends severity=warning alerts (a secret)."""
+    backup_access_key_id: StoreCredential | None = None
+    """The backup job's access key for postgres.offsite's bucket (a secret)."""
+    backup_secret_access_key: StoreCredential | None = None
+    """Its secret key (a secret)."""
     app: AppSettings
     postgres: PostgresSettings = PostgresSettings()
     redis: RedisSettings = RedisSettings()
@@ -707,6 +780,32 @@ _RULES = (
         lambda s: s.is_production and not s.postgres.backup_enabled,
         "production needs backups",
     ),
+    _when(
+        ("environment", "postgres.backupEnabled", "postgres.offsite"),
+        "postgres.offsite",
+        lambda s: s.is_production and s.postgres.backup_enabled and s.postgres.offsite is None,
+        "production needs off-site copies of its dumps: name the bucket and the age public key "
+        "(docs/backup-restore.md)",
+    ),
+    # Nothing set is silently unused.
+    _when(
+        ("postgres.backupEnabled", "postgres.offsite"),
+        "postgres.offsite",
+        lambda s: not s.postgres.backup_enabled and s.postgres.offsite is not None,
+        "is set but postgres.backupEnabled is false: there are no dumps to copy",
+    ),
+    *(
+        _when(
+            (key, "postgres.offsite"),
+            key,
+            lambda s, name=name: getattr(s, name) is not None and s.postgres.offsite is None,
+            "is set but postgres.offsite is not: no backup uses it",
+        )
+        for key, name in (
+            ("backupAccessKeyId", "backup_access_key_id"),
+            ("backupSecretAccessKey", "backup_secret_access_key"),
+        )
+    ),
 )
 
 
@@ -743,6 +842,17 @@ def _warnings(s: Settings) -> Iterator[str]:
                 f"{NAMESPACE}:apiKeys is not set: anyone who reaches the API can POST and "
                 f"DELETE (pulumi config set --secret {NAMESPACE}:apiKeys 'key-one,key-two')"
             )
+    if s.postgres.backup_enabled and s.postgres.offsite is not None:
+        for key, value in (
+            ("backupAccessKeyId", s.backup_access_key_id),
+            ("backupSecretAccessKey", s.backup_secret_access_key),
+        ):
+            if value is None:
+                yield (
+                    f"{NAMESPACE}:{key} is not set: every backup fails after its local dump, "
+                    f"uploading nothing, until it is (pulumi config set --secret "
+                    f"{NAMESPACE}:{key} ...)"
+                )
     if s.platform == "kubernetes":
         for other in _stacks_in_namespace(s.namespace, besides=s.stack):
             yield (

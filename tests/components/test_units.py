@@ -36,6 +36,8 @@ IMAGES = ImageSettings()
 """The stacks' default images."""
 REDIS_IMAGES = {"image": IMAGES.redis, "exporter_image": IMAGES.redis_exporter}
 POSTGRES_IMAGES = {"image": IMAGES.postgres, "exporter_image": IMAGES.postgres_exporter}
+AGE_KEY = "age1hv83qjevgmne4350jqn2w8ls0g7rf0tgyufmpj70crmv829gcpxqqhvevv"
+"""A real age public key (the stack files' example)."""
 
 
 def _platform() -> KubernetesPlatform:
@@ -68,7 +70,12 @@ def _platform() -> KubernetesPlatform:
                 platform=p,
                 compute=COMPUTE,
                 storage_size="1Gi",
-                backup=BackupPolicy(schedule="0 3 * * *", retention_days=0, storage_size="1Gi"),
+                backup=BackupPolicy(
+                    schedule="0 3 * * *",
+                    retention_days=0,
+                    storage_size="1Gi",
+                    image=IMAGES.backup,
+                ),
                 **POSTGRES_IMAGES,
             ),
             "retention_days",
@@ -78,7 +85,12 @@ def _platform() -> KubernetesPlatform:
                 platform=p,
                 compute=COMPUTE,
                 storage_size="1Gi",
-                backup=BackupPolicy(schedule="0 3 * * 7", retention_days=1, storage_size="1Gi"),
+                backup=BackupPolicy(
+                    schedule="0 3 * * 7",
+                    retention_days=1,
+                    storage_size="1Gi",
+                    image=IMAGES.backup,
+                ),
                 **POSTGRES_IMAGES,
             ),
             "backup.schedule '0 3 \\* \\* 7' is not a cron schedule",
@@ -111,7 +123,7 @@ def _offsite(**changes: object) -> OffsiteCopy:
         "region": "eu-central-1",
         "prefix": "safeguard/production/",
         "retention_days": 30,
-        "recipients": ("age1" + "q" * 58,),
+        "recipients": (AGE_KEY,),
         "access_key_id": None,
         "secret_access_key": None,
     }
@@ -126,11 +138,15 @@ def _offsite(**changes: object) -> OffsiteCopy:
         (lambda: _offsite(bucket="Backups"), "bucket 'Backups'"),
         (lambda: _offsite(bucket="a..b"), "bucket"),
         (lambda: _offsite(region=" "), "region is empty"),
+        (lambda: _offsite(endpoint="https://key:secret@s3.example.com"), "endpoint"),
         (lambda: _offsite(prefix="/safeguard/"), "prefix '/safeguard/'"),
         (lambda: _offsite(prefix="safeguard"), "end in '/'"),
         (lambda: _offsite(retention_days=0), "retention_days"),
         (lambda: _offsite(recipients=()), "at least one age public key"),
         (lambda: _offsite(recipients=("ssh-ed25519 AAAA",)), "not an age public key"),
+        # One character off: the bech32 checksum catches the typo before any dump is encrypted.
+        (lambda: _offsite(recipients=(AGE_KEY[:-1] + "w",)), "not an age public key"),
+        (lambda: _offsite(recipients=(AGE_KEY.upper(),)), "not an age public key"),
         (lambda: RestoreCheck(schedule="61 * * * *"), "not a cron schedule"),
         (lambda: RestoreCheck(expected_tables={"items": 1}), "schema.table"),
         (lambda: RestoreCheck(expected_tables={"public.items": -1}), "at least 0"),
@@ -144,10 +160,21 @@ def _offsite(**changes: object) -> OffsiteCopy:
             "pinned",
         ),
         (
-            lambda: BackupPolicy(schedule="@every 1x", retention_days=1, storage_size="1Gi"),
+            lambda: BackupPolicy(
+                schedule="@every 1x", retention_days=1, storage_size="1Gi", image=IMAGES.backup
+            ),
             "not a duration",
         ),
-        (lambda: PushgatewayArgs(platform=_platform(), pushers=()), "pushers is empty"),
+        (
+            lambda: PushgatewayArgs(platform=_platform(), pushers=(), image=IMAGES.pushgateway),
+            "pushers is empty",
+        ),
+        (
+            lambda: PushgatewayArgs(
+                platform=_platform(), pushers=("job",), image="prom/pushgateway"
+            ),
+            "pinned",
+        ),
     ],
 )
 def test_invalid_backup_settings_name_the_field(build, problem: str) -> None:

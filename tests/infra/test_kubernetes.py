@@ -290,7 +290,11 @@ def test_the_backup_and_restore_check_jobs_share_the_dumps_and_report(stack: str
     assert is_secret(secret.inputs["stringData"])
 
 
-MIRRORS = {"docker.io": "harbor.example.com/dockerhub", "quay.io": "harbor.example.com/quay"}
+MIRRORS = {
+    "docker.io": "harbor.example.com/dockerhub",
+    "quay.io": "harbor.example.com/quay",
+    "ghcr.io": "harbor.example.com/ghcr",
+}
 
 
 def test_third_party_images_come_through_the_mirrors_with_the_pull_secrets(stack: str) -> None:
@@ -317,7 +321,13 @@ def test_third_party_images_come_through_the_mirrors_with_the_pull_secrets(stack
         seen[("postgres", "postgres")]
         == "harbor.example.com/dockerhub/library/postgres:16.6-alpine"
     )
-    assert seen[("postgres-backup", "backup")] == seen[("postgres", "postgres")]
+    # The backup jobs' image is the project's own, but pulled like the third-party ones.
+    backup_image = "harbor.example.com/ghcr/example/safeguard-backup:0.1.0"
+    assert seen[("postgres-backup", "backup")] == backup_image
+    assert seen[("postgres-restore-check", "restore-check")] == backup_image
+    assert seen[("pushgateway", "pushgateway")] == (
+        "harbor.example.com/dockerhub/prom/pushgateway:v1.5.1"
+    )
     assert seen[("postgres", "exporter")] == (
         "harbor.example.com/quay/prometheuscommunity/postgres-exporter:v0.15.0"
     )

@@ -15,8 +15,17 @@ import yaml
 from spec.images import image_digest
 from stacks import SettingsError, load_settings
 from stacks.settings import Settings
-from tests.support.mocks import STACKS, build_stack, pod_specs, run_program, stack_config
+from tests.support.mocks import (
+    STACKS,
+    build_stack,
+    is_secret,
+    pod_specs,
+    run_program,
+    stack_config,
+    unwrap,
+)
 from tests.support.project import copy_checkout
+from tests.support.servers import REPO_ROOT
 
 RELEASE = "ghcr.io/example/safeguard-app@sha256:" + "5" * 64
 """An app image as the deploy workflow sets it on staging and production: by digest."""
@@ -346,13 +355,18 @@ def test_production_without_webhooks_or_api_keys_is_warned_about() -> None:
         "safeguard:alertWebhookCritical",
         "safeguard:alertWebhookWarning",
         "safeguard:apiKeys",
+        "safeguard:backupAccessKeyId",
+        "safeguard:backupSecretAccessKey",
     ]
     assert "POST and DELETE" in warnings[2]
+    assert "every backup fails after its local dump" in warnings[3]
     configured = build_stack(
         "production",
         alertWebhookCritical="https://hooks.example.com/critical",
         alertWebhookWarning="https://hooks.example.com/warning",
         apiKeys="key-one,key-two",
+        backupAccessKeyId="AKIAEXAMPLE",
+        backupSecretAccessKey="example-secret",
     )
     assert configured.warnings == ()
     assert build_stack("dev").warnings == ()
@@ -509,3 +523,107 @@ def test_production_takes_either_source_and_names_the_secret_it_mounts() -> None
         edge=json.dumps({"host": "safeguard.example.com", "tls": {"secret": "edge-cert"}}),
     )
     assert named.tls_secret == "edge-cert"
+
+
+def _postgres_with_offsite(**offsite: Any) -> str:
+    config, _ = stack_config("production")
+    postgres = json.loads(config["safeguard:postgres"])
+    return json.dumps({**postgres, "offsite": {**postgres["offsite"], **offsite}})
+
+
+def test_the_off_site_settings_name_what_is_wrong() -> None:
+    key = yaml.safe_load((REPO_ROOT / "Pulumi.production.yaml").read_text())["config"][
+        "safeguard:postgres"
+    ]["offsite"]["recipients"][0]
+    problems = _problems(
+        "production",
+        postgres=_postgres_with_offsite(
+            endpoint="s3.example.com",
+            bucket="Safeguard_Backups",
+            prefix="/safeguard",
+            retentionDays=0,
+            region=" ",
+            # A typo in the last character: the checksum refuses it.
+            recipients=[key, key[:-1] + ("q" if key[-1] != "q" else "p")],
+            recipeints=[],
+        ),
+    )
+    where = "safeguard:postgres.offsite"
+    assert problems == [
+        f"{where}.endpoint: 's3.example.com' is not an S3 endpoint such as "
+        "https://s3.eu-central-1.amazonaws.com",
+        f"{where}.bucket: 'Safeguard_Backups' is not an S3 bucket name (3 to 63 lower-case "
+        "letters, digits, '.' and '-', starting and ending with a letter or digit)",
+        f"{where}.region: must not be empty",
+        f"{where}.prefix: '/safeguard' must be empty or end in '/', with no leading '/' (such as "
+        "safeguard/)",
+        f"{where}.retentionDays: must be at least 1, got 0",
+        f"{where}.recipients[1]: {key[:-1] + ('q' if key[-1] != 'q' else 'p')!r} is not an age "
+        "public key (age1 and 58 more characters, checksum included, as age-keygen -y prints it)",
+        f"{where}.recipeints: unknown setting; did you mean {where}.recipients?",
+    ]
+    (empty,) = _problems("production", postgres=_postgres_with_offsite(recipients=[]))
+    assert empty == f"{where}.recipients: needs at least one age public key"
+
+
+def test_backup_settings_that_nothing_would_use_are_refused() -> None:
+    config, _ = stack_config("production")
+    postgres = json.loads(config["safeguard:postgres"])
+    offsite = postgres.pop("offsite")
+    assert _problems("production", postgres=json.dumps(postgres)) == [
+        "safeguard:postgres.offsite: production needs off-site copies of its dumps: name the "
+        "bucket and the age public key (docs/backup-restore.md)"
+    ]
+    assert _problems("dev", postgres=json.dumps({"backupEnabled": False, "offsite": offsite})) == [
+        "safeguard:postgres.offsite: is set but postgres.backupEnabled is false: there are no "
+        "dumps to copy"
+    ]
+    # The credentials are secrets: their values never show.
+    assert _problems("dev", backupSecretAccessKey="wJalrXUtnFEMI") == [
+        "safeguard:backupSecretAccessKey: is set but postgres.offsite is not: no backup uses it"
+    ]
+    (schedule,) = _problems(
+        "staging", postgres=json.dumps({"restoreCheckSchedule": "after the backup"})
+    )
+    assert schedule.startswith(
+        "safeguard:postgres.restoreCheckSchedule: 'after the backup' is not a cron schedule"
+    )
+
+
+def test_the_backup_settings_reach_the_jobs() -> None:
+    key = "age1tprhpjtynkqu4j3lm7amncrqyj6u7wvvmh7zhc882j6cw4kzkgaqjvgxcj"
+    run = build_stack(
+        "production",
+        postgres=_postgres_with_offsite(recipients=[key], prefix="prod/", retentionDays=45),
+        backupAccessKeyId="AKIAEXAMPLE",
+        backupSecretAccessKey="example-secret",
+    )
+    env = {
+        r.inputs["metadata"]["name"]: unwrap(r.inputs)["data"]
+        for r in run.of_type("core/v1:ConfigMap")
+    }
+    backup = env["postgres-backup-backup-env"]
+    assert (backup["S3_ENDPOINT"], backup["S3_BUCKET"], backup["S3_PREFIX"]) == (
+        "https://s3.eu-central-1.amazonaws.com",
+        "safeguard-backups-example",
+        "prod/",
+    )
+    assert (backup["S3_RETENTION_DAYS"], backup["AGE_RECIPIENTS"]) == ("45", key)
+    (secret,) = [
+        r
+        for r in run.of_type("core/v1:Secret")
+        if r.inputs["metadata"]["name"] == "postgres-backup"
+    ]
+    assert is_secret(secret.inputs["stringData"])
+    stored = unwrap(secret.inputs)["stringData"]
+    assert (stored["AWS_ACCESS_KEY_ID"], stored["AWS_SECRET_ACCESS_KEY"]) == (
+        "AKIAEXAMPLE",
+        "example-secret",
+    )
+    crons = {
+        r.inputs["metadata"]["name"]: r.inputs["spec"] for r in run.of_type("batch/v1:CronJob")
+    }
+    assert crons["postgres-restore-check"]["schedule"] == "30 4 * * *"
+    assert "AWS_ACCESS_KEY_ID" not in json.dumps(
+        [cm for name, cm in env.items() if name != "postgres-backup-backup-env"]
+    ), "a credential in a ConfigMap"
