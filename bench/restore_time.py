@@ -13,7 +13,6 @@ script, run as tests/components/test_backups.py runs it, with an off-site copy t
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -23,20 +22,17 @@ from typing import Any
 
 import psycopg
 
-from bench._common import BenchError, print_machine, write_json
+from bench._common import BenchError, argument_parser, print_machine, write_json
 from tests.support.backups import (
     AppDatabase,
     SeaweedServer,
     adapted,
     offsite_run,
-    postgres_bin,
     rendered_job,
     run_job,
 )
+from tests.support.programs import AGE, AGE_KEYGEN, PG_RESTORE
 from tests.support.servers import PostgresServer, free_port, new_temp_root
-
-BUCKET = "bench"
-PREFIX = "bench/"
 
 
 def _fill(database: AppDatabase, megabytes: int) -> int:
@@ -69,12 +65,13 @@ def measure(megabytes: int, root: Path) -> dict[str, Any]:
     store = SeaweedServer(root=root / "s3").start()
     try:
         identity = root / "identity.txt"
-        _run(["age-keygen", "-o", str(identity)])
+        _run([AGE_KEYGEN.path(), "-o", str(identity)])
         public = subprocess.run(
-            ["age-keygen", "-y", str(identity)], capture_output=True, text=True, check=True
+            [AGE_KEYGEN.path(), "-y", str(identity)], capture_output=True, text=True, check=True
         ).stdout.strip()
-        job = rendered_job(offsite_run(public, bucket=BUCKET, prefix=PREFIX), "postgres-backup")
-        if store.aws("s3", "mb", f"s3://{BUCKET}").returncode != 0:
+        job = rendered_job(offsite_run(public), "postgres-backup")
+        bucket, prefix = job.env["S3_BUCKET"], job.env["S3_PREFIX"]
+        if store.aws("s3", "mb", f"s3://{bucket}").returncode != 0:
             raise BenchError("could not make the bucket")
         database = AppDatabase(
             server=server, name=job.env["PGDATABASE"], user=job.env["PGUSER"]
@@ -100,7 +97,7 @@ def measure(megabytes: int, root: Path) -> dict[str, Any]:
         if ran.returncode != 0:
             raise BenchError(f"the backup failed:\n{ran.stdout}{ran.stderr}")
         (dump,) = backups.glob("safeguard-*.dump")
-        pg_restore = f"{postgres_bin()}/pg_restore"
+        pg_restore = PG_RESTORE.path()
         restore = [pg_restore, "--no-owner", "--single-transaction", "--exit-on-error"]
 
         server.create_database("restored_local")
@@ -108,11 +105,11 @@ def measure(megabytes: int, root: Path) -> dict[str, Any]:
 
         fetched, opened = root / "fetched.age", root / "opened.dump"
         start = time.perf_counter()
-        key = f"s3://{BUCKET}/{PREFIX}{dump.name}.age"
+        key = f"s3://{bucket}/{prefix}{dump.name}.age"
         if store.aws("s3", "cp", "--only-show-errors", key, str(fetched)).returncode != 0:
             raise BenchError("the download failed")
         download_s = time.perf_counter() - start
-        decrypt_s = _run(["age", "-d", "-i", str(identity), "-o", str(opened), str(fetched)])
+        decrypt_s = _run([AGE.path(), "-d", "-i", str(identity), "-o", str(opened), str(fetched)])
         server.create_database("restored_offsite")
         offsite_restore_s = _run([*restore, "-d", server.url("restored_offsite"), str(opened)])
         return {
@@ -131,9 +128,9 @@ def measure(megabytes: int, root: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="64,256", help="database sizes in MB (default 64,256)")
-    parser.add_argument("--json", type=Path, default=None)
+    parser = argument_parser("bench.restore_time", __doc__)
+    parser.add_argument("--sizes", default="64,256", help="database sizes in MB, comma-separated")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     info = print_machine()
     results = []

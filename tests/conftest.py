@@ -1,6 +1,7 @@
 """Shared fixtures: the real PostgreSQL and Redis servers, started once per test session; the app
 served as a process and nginx in front of it for the edge and monitoring tests; the other
-programs the tests run (promtool, amtool, openssl, nginx -t, Prometheus, Alertmanager).
+programs the tests run (promtool, amtool, openssl, nginx -t, Prometheus, Alertmanager); the
+backups' tools, object store (SeaweedFS) and Pushgateway.
 
 Which programs a test needs follows from its fixtures (PROGRAM_FIXTURES): such a test gets the
 `servers` marker (the Docker tests the `docker` marker too), so `-m "not servers"` runs exactly
@@ -22,9 +23,13 @@ import pytest
 
 from components.nginx import render_nginx_conf
 from tests.support.app_process import APP_REDIS_DB, flush_redis
+from tests.support.backups import PushgatewayServer, SeaweedServer, tool_path
 from tests.support.programs import (
+    AGE_KEYGEN,
     ALERTMANAGER,
     AMTOOL,
+    AWS,
+    BACKUP_JOB_TOOLS,
     DOCKER,
     DOCKER_REGISTRY,
     HTPASSWD,
@@ -34,8 +39,10 @@ from tests.support.programs import (
     PG_CTL,
     PROMETHEUS,
     PROMTOOL,
+    PUSHGATEWAY,
     REDIS_SERVER,
     SKOPEO,
+    WEED,
     Program,
     recording,
     runner,
@@ -68,6 +75,10 @@ PROGRAM_FIXTURES: dict[str, tuple[Program, ...]] = {
     "alertmanager_binary": (ALERTMANAGER,),
     "docker_client": (DOCKER,),
     "image_registry": (DOCKER_REGISTRY, HTPASSWD, OPENSSL, SKOPEO),
+    "backup_tools": BACKUP_JOB_TOOLS,
+    "age_keygen": (AGE_KEYGEN,),
+    "object_store": (WEED, AWS),
+    "pushgateway": (PUSHGATEWAY,),
 }
 """The fixtures that run a program, directly or through a server they start; a fixture that
 depends on one of these (database_url, live_app, ...) needs its programs too."""
@@ -106,14 +117,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not missing:
         return
     lines = [
-        f"  {program.name} (Debian package {program.package}): needed by {count} test(s)"
+        f"  {program.name} ({program.source}): needed by {count} test(s)"
         for program, count in sorted(missing.items(), key=lambda entry: entry[0].name)
     ]
-    packages = " ".join(sorted({program.package for program in missing}))
+    steps = []
+    if debian := sorted({p.package for p in missing if not p.pip}):
+        steps.append(f"apt-get install {' '.join(debian)}")
+    if any(p.pip for p in missing):
+        steps.append("pip install -r requirements.txt")
     raise pytest.UsageError(
         "the selected tests need programs that are not installed:\n"
         + "\n".join(lines)
-        + f"\ninstall them (apt-get install {packages}; `bash .ci/run` installs every one and "
+        + f"\ninstall them ({'; '.join(steps)}; `bash .ci/run` installs every one and "
         'runs the whole suite), or run only the tests that need none: python -m pytest -m "not '
         'servers"'
     )
@@ -178,6 +193,42 @@ def prometheus_binary() -> str:
 @pytest.fixture(scope="session")
 def alertmanager_binary() -> str:
     return ALERTMANAGER.path()
+
+
+@pytest.fixture(scope="session")
+def backup_tools() -> str:
+    """PATH with what the backup jobs' scripts run (tests/support/backups.py)."""
+    return tool_path()
+
+
+@pytest.fixture(scope="session")
+def age_keygen() -> str:
+    """Debian's age-keygen, which makes the tests' age key pairs."""
+    return AGE_KEYGEN.path()
+
+
+@pytest.fixture(scope="session")
+def object_store() -> Iterator[SeaweedServer]:
+    """A real S3-compatible store (SeaweedFS) on 127.0.0.1, for the backups' off-site copies."""
+    root = new_temp_root("safeguard-s3-")
+    server = SeaweedServer(root=root).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pushgateway() -> Iterator[PushgatewayServer]:
+    """Debian's Pushgateway on 127.0.0.1, where the backup jobs report."""
+    root = new_temp_root("safeguard-pushgateway-")
+    server = PushgatewayServer(root=root).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

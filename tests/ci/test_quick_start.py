@@ -15,7 +15,7 @@ BENCHMARKS = sorted(p.stem for p in (ROOT / "bench").glob("*.py") if not p.stem.
 
 
 def test_every_benchmark_is_covered() -> None:
-    assert BENCHMARKS == ["app_throughput", "gate_speed", "render_time"]
+    assert BENCHMARKS == ["app_throughput", "gate_speed", "render_time", "restore_time"]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)

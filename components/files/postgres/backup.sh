@@ -47,7 +47,11 @@ finish() {
     rm -f "$partial" "$sealed"
     rm -rf "$scratch"
     if [ "$status" -ne 0 ]; then
-        log "BACKUP FAILED (exit $status): no new backup of $PGDATABASE"
+        if [ -f "$BACKUP_DIR/$name" ]; then
+            log "BACKUP FAILED (exit $status): $name is on the volume, but the run did not finish"
+        else
+            log "BACKUP FAILED (exit $status): no new backup of $PGDATABASE"
+        fi
         printf 'safeguard_job_succeeded 0\nsafeguard_job_max_age_seconds %s\n' \
             "${MAX_AGE_SECONDS:-0}" | push
     fi
@@ -69,6 +73,13 @@ size=$(wc -c <"$BACKUP_DIR/$name")
 log "dumped $BACKUP_DIR/$name ($size bytes)"
 
 if [ -n "${S3_BUCKET:-}" ]; then
+    # The Secret holds both keys, empty while the stack sets none, so that the local dump above
+    # is taken; the run still fails, since a dump without its copy is not the backup asked for.
+    if [ -z "${AWS_ACCESS_KEY_ID:-}" ] || [ -z "${AWS_SECRET_ACCESS_KEY:-}" ]; then
+        log "the object store's credentials are not set (safeguard:backupAccessKeyId and" \
+            "safeguard:backupSecretAccessKey): $name was not uploaded"
+        exit 1
+    fi
     printf '%s\n' $AGE_RECIPIENTS >"$scratch/recipients"
     age --encrypt --recipients-file "$scratch/recipients" --output "$sealed" "$BACKUP_DIR/$name"
     key="$S3_PREFIX$name.age"
