@@ -37,6 +37,7 @@ BUSYBOX_IMAGE = "safeguard-test/busybox:latest"
 PYTHON_BASE_IMAGE = "safeguard-test/python-base:bookworm"
 APP_IMAGE = "safeguard-test/app:test"
 POSTGRES_STANDIN_IMAGE = "safeguard-test/postgres-standin:bookworm"
+BACKUP_IMAGE = "safeguard-test/backup:test"
 TEST_LABEL = "dev.safeguard.test"
 """Label on everything the tests create, so a crashed run's leftovers can be found."""
 START_HINT = (
@@ -225,18 +226,36 @@ def build_context_copy(destination: Path) -> Path:
     return destination
 
 
-def postgres_standin_image(client: docker.DockerClient, base: str) -> str:
+def postgres_standin_image(client: docker.DockerClient, base: str, *, uid: int = 70) -> str:
     """POSTGRES_STANDIN_IMAGE (tests/support/images/postgres-standin/): Debian's PostgreSQL on
-    `base`, standing in for the official image the dev stack runs; built once (half a minute
-    of apt), then reused while the tag exists."""
-    if has_image(client, POSTGRES_STANDIN_IMAGE):
-        return POSTGRES_STANDIN_IMAGE
+    `base` as the postgres user `uid`:`uid`, standing in for the official image with that user
+    (70: the alpine variant the dev stack runs; 999: the Debian variant the backup image is
+    built on); built once per uid (half a minute of apt), then reused while the tag exists."""
+    tag = POSTGRES_STANDIN_IMAGE if uid == 70 else f"{POSTGRES_STANDIN_IMAGE}-{uid}"
+    if has_image(client, tag):
+        return tag
     context = REPO_ROOT / "tests" / "support" / "images" / "postgres-standin"
     cli(
         "build", "--network", "host", "--build-arg", f"BASE={base}",
-        "-t", POSTGRES_STANDIN_IMAGE, str(context), timeout=900,
+        "--build-arg", f"UID={uid}", "-t", tag, str(context), timeout=900,
     )  # fmt: skip
-    return POSTGRES_STANDIN_IMAGE
+    return tag
+
+
+def build_backup_image(base: str) -> str:
+    """components/files/backup-image/Dockerfile built with BuildKit as RELEASING.md builds it
+    (its directory the context), on `base` instead of postgres:16.4-bookworm, pip reaching the
+    index with the machine's CA as a build secret. Returns the tag; BuildKit's cache makes reruns
+    quick."""
+    args = ["build", "--network", "host", "--progress", "plain"]
+    args += ["--build-arg", f"POSTGRES_IMAGE={base}", "-t", BACKUP_IMAGE]
+    if (bundle := pip_ca_bundle()) is not None:
+        args += ["--secret", f"id=pip_cert,src={bundle}"]
+    if index := os.environ.get("PIP_INDEX_URL"):
+        args += ["--build-arg", f"PIP_INDEX_URL={index}"]
+    context = REPO_ROOT / "components" / "files" / "backup-image"
+    cli(*args, str(context), timeout=900, DOCKER_BUILDKIT="1")
+    return BACKUP_IMAGE
 
 
 # --- the provider's uploads -------------------------------------------------------------------
