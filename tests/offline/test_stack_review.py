@@ -20,6 +20,10 @@ WEBHOOKS_AND_KEYS = (
     "safeguard:alertWebhookCritical is not set: critical alerts reach no one",
     "safeguard:alertWebhookWarning is not set: warning alerts reach no one",
     "safeguard:apiKeys is not set: anyone who reaches the API can POST and DELETE",
+    "safeguard:backupAccessKeyId is not set: every backup fails after its local dump, uploading "
+    "nothing, until it is",
+    "safeguard:backupSecretAccessKey is not set: every backup fails after its local dump, "
+    "uploading nothing, until it is",
 )
 
 
@@ -88,11 +92,11 @@ def test_production_warnings_are_in_the_text_and_json_reports(
     assert [
         (w["kind"], w["message"].split(" (pulumi config", 1)[0]) for w in report["warnings"]
     ] == [("program", warning) for warning in WEBHOOKS_AND_KEYS]
-    assert report["summary"]["warnings"] == 3 and report["summary"]["passed"] is True
+    assert report["summary"]["warnings"] == 5 and report["summary"]["passed"] is True
 
     code, markdown, _ = run_check(capsys, "--stack", "production", "--format", "markdown")
     assert code == 0
-    assert "#### 3 warnings" in markdown
+    assert "#### 5 warnings" in markdown
     for warning in WEBHOOKS_AND_KEYS:
         assert warning.split(":", 1)[1].split(":", 1)[0] in markdown
 
