@@ -198,10 +198,12 @@ class Deferred(Mapping[str, Any]):
         return self.value()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.value())
+        # The SDK's proxy has the keys of what it wraps: a policy that only asks whether there
+        # are properties never makes it build the proxy.
+        return iter(self.value() if self.source is None else _forced(self.source))
 
     def __len__(self) -> int:
-        return len(self.value())
+        return len(self.value() if self.source is None else _forced(self.source))
 
 
 def _forced(value: Any) -> Any:
