@@ -13,10 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 import pulumi
-from cronsim import CronSim, CronSimError
 
 from components.common import FILES, TMP, TMP_MOUNT
 from spec.images import is_pinned_image
@@ -26,6 +24,7 @@ from spec.offsite import (
     endpoint_problem,
     prefix_problem,
 )
+from spec.schedule import longest_gap
 from spec.service import Compute, Container, ScheduledJob
 from spec.volumes import DataVolume, Mount, ScratchVolume, SharedVolume
 
@@ -43,17 +42,6 @@ DEFAULT_EXPECTED_TABLES: Mapping[str, int] = {"public.alembic_version": 1, "publ
 dump without the migrations' version row is no backup of the app."""
 
 _TABLE = re.compile(r"^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*$")
-_DESCRIPTORS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-_GO_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +98,7 @@ class RestoreCheck:
     the dump holds."""
 
     def __post_init__(self) -> None:
-        longest_gap(self.schedule)
+        _check_schedule("RestoreCheck", self.schedule)
         for table, minimum in self.expected_tables.items():
             if not _TABLE.match(table) or minimum < 0:
                 raise ValueError(
@@ -144,38 +132,14 @@ class BackupPolicy:
             raise ValueError("BackupPolicy: retention_days must be at least 1")
         if not is_pinned_image(self.image):
             raise ValueError(f"BackupPolicy: image {self.image!r} must be pinned")
-        longest_gap(self.schedule)
+        _check_schedule("BackupPolicy", self.schedule)
 
 
-def longest_gap(schedule: str) -> timedelta:
-    """The longest time between two runs of a CronJob `schedule` (5 fields, a descriptor or
-    @every): what the alert on a missing run waits for. Runs are followed for five years from a
-    fixed date, or 5000 runs, so the answer is the same on every render."""
-    if schedule.startswith("@every "):
-        return _go_duration(schedule.removeprefix("@every ").strip())
-    expression = _DESCRIPTORS.get(schedule, schedule)
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    end = start + timedelta(days=5 * 366)
+def _check_schedule(owner: str, schedule: str) -> None:
     try:
-        runs = CronSim(expression, start)
-        previous = next(runs)
-    except (CronSimError, StopIteration) as error:
-        raise ValueError(f"schedule {schedule!r} is not a cron schedule ({error})") from None
-    longest = timedelta(0)
-    for _ in range(5000):
-        current = next(runs)
-        longest = max(longest, current - previous)
-        if current > end:
-            break
-        previous = current
-    return longest
-
-
-def _go_duration(text: str) -> timedelta:
-    parts = _GO_DURATION_PART.findall(text)
-    if not parts or "".join(number + unit for number, unit in parts) != text:
-        raise ValueError(f"schedule '@every {text}': not a duration such as 1h30m")
-    return timedelta(seconds=sum(float(number) * _GO_UNITS[unit] for number, unit in parts))
+        longest_gap(schedule)
+    except ValueError as refused:
+        raise ValueError(f"{owner}: schedule {refused}") from None
 
 
 def max_age_seconds(schedule: str) -> int:

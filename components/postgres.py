@@ -15,7 +15,6 @@ from components.common import EXPORTER_COMPUTE, TMP, TMP_MOUNT, secret_password
 from spec.images import is_pinned_image
 from spec.platform import Platform
 from spec.probes import Exec, HttpGet, Probe, Probes
-from spec.schedule import schedule_problem
 from spec.service import Compute, Container, Ingress, Port, ServiceSpec
 from spec.volumes import DataVolume, Mount, ScratchVolume
 
@@ -56,11 +55,6 @@ class PostgresArgs:
         for image in (self.image, self.exporter_image):
             if not is_pinned_image(image):
                 raise ValueError(f"PostgresArgs: image {image!r} must be pinned")
-        if self.backup is not None and (problem := schedule_problem(self.backup.schedule)):
-            raise ValueError(f"PostgresArgs: backup.schedule {problem}")
-        check = self.backup.restore_check if self.backup is not None else None
-        if check is not None and (problem := schedule_problem(check.schedule)):
-            raise ValueError(f"PostgresArgs: backup.restore_check.schedule {problem}")
         if not self.database.isidentifier() or not self.user.isidentifier():
             raise ValueError("PostgresArgs: database and user must be plain identifiers")
 

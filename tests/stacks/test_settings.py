@@ -230,6 +230,11 @@ def test_a_misspelled_namespace_of_keys_is_refused() -> None:
             "'7': end of range (7) above maximum (6)",
         ),
         (
+            "postgres",
+            {"restoreCheckSchedule": "0 4 30 2 *"},
+            "safeguard:postgres.restoreCheckSchedule: '0 4 30 2 *' runs less than twice in 8 years",
+        ),
+        (
             "redis",
             {"resources": {"memoryLimit": "1 Gi"}},
             "safeguard:redis.resources.memoryLimit: '1 Gi' is not a Kubernetes quantity",
