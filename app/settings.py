@@ -3,6 +3,10 @@
 `get_settings()` caches one `Settings` per process; tests build their own `Settings(...)` and pass
 it to `create_app`, or call `get_settings.cache_clear()`. `python -m app migrate` reads only
 `DatabaseSettings`, the part about PostgreSQL and logging: it needs no Redis and no keys.
+
+Each credential (DATABASE_URL, REDIS_URL, SECRET_KEY, API_KEYS) can instead come from the file
+its `<NAME>_FILE` names, the convention of the official images, so that a platform delivering
+secrets as files (Docker) keeps them out of the environment; setting both is refused.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -36,6 +41,30 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 CsvList = Annotated[list[str], NoDecode]
 
 
+def _from_file(value: object, info: ValidationInfo, *, required: bool) -> object:
+    """The setting's value, or the content of the file its `<NAME>_FILE` names (trailing line
+    breaks dropped, as the images' `$(< file)` does); refuses both, and neither when required.
+    The `_file` field is declared just before, so its value is in `info.data`."""
+    field = info.field_name or ""
+    name = field.upper()
+    path = info.data.get(f"{field}_file")
+    given = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if not path:  # empty, as in a copy of .env.example, is unset
+        if required and not given:
+            raise ValueError(f"is required but not set (set {name} or {name}_FILE)")
+        return value
+    if given:
+        raise ValueError(f"is set and so is {name}_FILE; set only one of them")
+    try:
+        content = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ValueError(f"{name}_FILE={path} cannot be read: {reason}") from None
+    if required and not content:
+        raise ValueError(f"{name}_FILE={path} is empty")
+    return content
+
+
 class DatabaseSettings(BaseSettings):
     """What reaching PostgreSQL and migrating it needs, and how to log.
     `.env.example` at the repository root documents each one."""
@@ -48,7 +77,8 @@ class DatabaseSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    database_url: str = Field(repr=False)
+    database_url_file: str | None = None
+    database_url: str = Field(default="", repr=False)
 
     migrate_on_startup: bool = True
     startup_db_wait_seconds: float = Field(default=30.0, gt=0)
@@ -72,6 +102,11 @@ class DatabaseSettings(BaseSettings):
         if value and info.data.get("app_env") == "production":
             raise ValueError("must be false in production")
         return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url_file(cls, value: object, info: ValidationInfo) -> object:
+        return _from_file(value, info, required=True)
 
     @field_validator("database_url")
     @classmethod
@@ -116,9 +151,12 @@ class Settings(DatabaseSettings):
     max_header_bytes: int = Field(default=32_768, ge=1024)
     max_body_bytes: int = Field(default=1_048_576, ge=1)
 
-    redis_url: str = Field(repr=False)
+    redis_url_file: str | None = None
+    redis_url: str = Field(default="", repr=False)
+    secret_key_file: str | None = None
     secret_key: SecretStr = SecretStr("")
     allowed_origins: CsvList = []
+    api_keys_file: str | None = None
     api_keys: CsvList = Field(default=[], repr=False)
 
     # A fixed pool of connections per worker process, all opened at start-up; a request waits
@@ -136,6 +174,12 @@ class Settings(DatabaseSettings):
 
     shutdown_delay_seconds: float = Field(default=3.0, ge=0)
     shutdown_drain_seconds: float = Field(default=20.0, ge=0)
+
+    @field_validator("redis_url", "secret_key", "api_keys", mode="before")
+    @classmethod
+    def _credential_file(cls, value: object, info: ValidationInfo) -> object:
+        value = _from_file(value, info, required=info.field_name == "redis_url")
+        return cls._split_csv(value) if info.field_name == "api_keys" else value
 
     @field_validator("allowed_origins", "api_keys", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.settings import Settings, describe_errors, get_settings
+from app.settings import DatabaseSettings, Settings, describe_errors, get_settings
 
 MakeSettings = Callable[..., Settings]
 
@@ -103,3 +103,88 @@ def test_env_example_documents_every_setting() -> None:
     documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
     settings = {name.upper() for name in Settings.model_fields} - {"VERSION"} | {"APP_VERSION"}
     assert documented == settings
+
+
+# --- credentials from files (<NAME>_FILE), as the dev stack delivers them -------------------
+
+
+def test_each_credential_can_come_from_the_file_its_name_file_names(
+    environment: MakeSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    files = {
+        "DATABASE_URL": "postgresql://u:from-file@db:5432/app\n",
+        "REDIS_URL": "redis://:from-file@cache:6379/0\r\n",
+        "SECRET_KEY": "k" * 40 + "\n",
+        "API_KEYS": "key-one, key-two\n",
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+        monkeypatch.delenv(name, raising=False)
+    for name in files:
+        monkeypatch.setenv(f"{name}_FILE", str(tmp_path / name))
+    monkeypatch.setattr("tests.app.test_settings.BASE", {})
+
+    settings = environment()
+
+    assert settings.database_url == "postgresql://u:from-file@db:5432/app"
+    assert settings.redis_url == "redis://:from-file@cache:6379/0"
+    assert settings.secret_key.get_secret_value() == "k" * 40
+    assert settings.api_keys == ["key-one", "key-two"]
+    assert "from-file" not in repr(settings) and "key-one" not in repr(settings)
+    # The migrations read only the database part, from the same file.
+    assert DatabaseSettings().database_url == settings.database_url
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "REDIS_URL", "SECRET_KEY", "API_KEYS"])
+def test_a_credential_set_both_ways_is_refused_naming_both(
+    environment: MakeSettings, tmp_path: Path, name: str
+) -> None:
+    (tmp_path / "value").write_text(BASE.get(name, "something"))
+    with pytest.raises(ValidationError) as caught:
+        environment(**{name: BASE.get(name, "something"), f"{name}_FILE": str(tmp_path / "value")})
+
+    assert f"  - {name}: is set and so is {name}_FILE; set only one of them" in describe_errors(
+        caught.value
+    )
+
+
+def test_an_unreadable_or_empty_file_is_named_with_its_path(
+    environment: MakeSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "empty").write_text("\n")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setattr("tests.app.test_settings.BASE", {})
+
+    with pytest.raises(ValidationError) as caught:
+        environment(
+            DATABASE_URL_FILE=str(tmp_path / "missing"), REDIS_URL_FILE=str(tmp_path / "empty")
+        )
+
+    message = describe_errors(caught.value)
+    assert (
+        f"  - DATABASE_URL: DATABASE_URL_FILE={tmp_path / 'missing'} cannot be read: "
+        "No such file or directory"
+    ) in message
+    assert f"  - REDIS_URL: REDIS_URL_FILE={tmp_path / 'empty'} is empty" in message
+
+
+def test_a_required_credential_set_neither_way_names_both(
+    environment: MakeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setattr("tests.app.test_settings.BASE", {"REDIS_URL": BASE["REDIS_URL"]})
+
+    with pytest.raises(ValidationError) as caught:
+        environment()
+
+    assert (
+        "  - DATABASE_URL: is required but not set (set DATABASE_URL or DATABASE_URL_FILE)"
+        in describe_errors(caught.value)
+    )
+
+
+def test_an_empty_file_variable_counts_as_unset(environment: MakeSettings) -> None:
+    # A copy of .env.example leaves DATABASE_URL_FILE= empty beside DATABASE_URL.
+    settings = environment(DATABASE_URL_FILE="", SECRET_KEY_FILE="")
+    assert settings.database_url == BASE["DATABASE_URL"]
