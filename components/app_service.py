@@ -172,6 +172,8 @@ def _service(
     if args.api_keys is not None:
         secrets["API_KEYS"] = pulumi.Output.secret(args.api_keys)
     secret_env = {key: key for key in secrets}
+    # The app reads each setting from the file its <NAME>_FILE names instead (app/settings.py).
+    secret_files = {f"{key}_FILE": key for key in secrets}
 
     # The migrations need the database and nothing else: no Redis, no keys.
     migrate = Container(
@@ -183,6 +185,7 @@ def _service(
         command=("python", "-m", "app", "migrate"),
         env={k: env[k] for k in ("APP_ENV", "LOG_LEVEL")},
         secret_env={"DATABASE_URL": "DATABASE_URL"},
+        secret_files={"DATABASE_URL_FILE": "DATABASE_URL"},
         mounts=(TMP_MOUNT,),
         http_client="python",
     )
@@ -196,6 +199,7 @@ def _service(
         ports=(Port(name="http", port=PORT),),
         env=env,
         secret_env=secret_env,
+        secret_files=secret_files,
         probes=probes(),
         mounts=(TMP_MOUNT,),
         http_client="python",

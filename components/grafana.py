@@ -83,6 +83,9 @@ def grafana_spec(
             "GF_PATHS_PROVISIONING": "/etc/grafana/provisioning",
         },
         secret_env={"GF_SECURITY_ADMIN_PASSWORD": "GF_SECURITY_ADMIN_PASSWORD"},
+        # The image's /run.sh sets every GF_* variable from the file its GF_*__FILE names
+        # (grafana/grafana packaging/docker/run.sh).
+        secret_files={"GF_SECURITY_ADMIN_PASSWORD__FILE": "GF_SECURITY_ADMIN_PASSWORD"},
         probes=Probes(
             liveness=Probe(check=HttpGet(path="/api/health", port=PORT)),
             readiness=Probe(check=HttpGet(path="/api/health", port=PORT)),

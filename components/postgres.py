@@ -175,6 +175,9 @@ def _service(name: str, args: PostgresArgs, password: pulumi.Output[str]) -> Ser
             "PGDATA": f"{DATA_DIR}/pgdata",
         },
         secret_env={"POSTGRES_PASSWORD": "POSTGRES_PASSWORD"},
+        # The image's entrypoint reads <VAR>_FILE for POSTGRES_PASSWORD (docker-library/postgres
+        # docker-entrypoint.sh#file_env, as shipped with 16.4-alpine3.20).
+        secret_files={"POSTGRES_PASSWORD_FILE": "POSTGRES_PASSWORD"},
         probes=Probes(
             liveness=Probe(check=_ready(args), period_seconds=10, timeout_seconds=5),
             readiness=Probe(check=_ready(args), period_seconds=5, timeout_seconds=3),
@@ -198,6 +201,9 @@ def _service(name: str, args: PostgresArgs, password: pulumi.Output[str]) -> Ser
             "DATA_SOURCE_USER": args.user,
         },
         secret_env={"DATA_SOURCE_PASS": "POSTGRES_PASSWORD"},
+        # prometheus-community/postgres_exporter@v0.15.0 cmd/postgres_exporter/datasource.go
+        # #getDataSources: DATA_SOURCE_PASS_FILE, whitespace trimmed.
+        secret_files={"DATA_SOURCE_PASS_FILE": "POSTGRES_PASSWORD"},
         probes=Probes.same(Probe(check=HttpGet(path="/", port=EXPORTER_PORT))),
     )
     return ServiceSpec(

@@ -86,16 +86,35 @@ class Redis(pulumi.ComponentResource):
         )
 
 
+_READ_PASSWORD = (
+    # The official images' file_env convention: REDIS_PASSWORD from the file REDIS_PASSWORD_FILE
+    # names, where the platform delivers secrets as files (Docker), else from the environment.
+    'if [ -n "${REDIS_PASSWORD_FILE:-}" ]; then '
+    'REDIS_PASSWORD="$(cat "$REDIS_PASSWORD_FILE")"; fi; '
+)
+EXPORTER_ADDR = f"redis://127.0.0.1:{PORT}"
+"""The address the exporter scrapes, and the key of its password file."""
+
+
 def _service(name: str, args: RedisArgs, password: pulumi.Output[str]) -> ServiceSpec:
-    ping = Exec(command=("sh", "-c", "redis-cli -h 127.0.0.1 ping | grep -q PONG"))
+    # redis-cli reads REDISCLI_AUTH, which keeps the password off the probe's command line.
+    ping = Exec(
+        command=(
+            "sh",
+            "-c",
+            _READ_PASSWORD
+            + 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 ping | grep -q PONG',
+        )
+    )
     data = (
         DataVolume(name="data", size=args.storage_size)
         if args.storage_size
         else ScratchVolume(name="data", size="256Mi")
     )
-    # The password comes from the environment through the shell, so it never appears in the
-    # pod spec; volatile-lru evicts only keys with a TTL (cache entries, rate-limit windows).
-    server_script = (
+    # The password comes from the environment or a file through the shell, so it never appears
+    # in the pod spec; volatile-lru evicts only keys with a TTL (cache entries, rate-limit
+    # windows).
+    server_script = _READ_PASSWORD + (
         "exec redis-server --port 6379 --dir /data --appendonly yes --appendfsync everysec "
         # Three quarters of the memory limit leaves room for AOF rewrites.
         f"--maxmemory {memory_mb(args.compute.memory_limit) * 3 // 4}mb "
@@ -110,8 +129,8 @@ def _service(name: str, args: RedisArgs, password: pulumi.Output[str]) -> Servic
         compute=args.compute,
         command=("sh", "-c", server_script),
         ports=(Port(name="redis", port=PORT),),
-        # redis-cli reads REDISCLI_AUTH, which keeps the password off the probe's command line.
-        secret_env={"REDIS_PASSWORD": "REDIS_PASSWORD", "REDISCLI_AUTH": "REDIS_PASSWORD"},
+        secret_env={"REDIS_PASSWORD": "REDIS_PASSWORD"},
+        secret_files={"REDIS_PASSWORD_FILE": "REDIS_PASSWORD"},
         probes=Probes(
             liveness=Probe(check=ping, period_seconds=10, timeout_seconds=3),
             readiness=Probe(check=ping, period_seconds=5, timeout_seconds=3),
@@ -126,8 +145,12 @@ def _service(name: str, args: RedisArgs, password: pulumi.Output[str]) -> Servic
         gid=59000,
         compute=EXPORTER_COMPUTE,
         ports=(Port(name="metrics", port=EXPORTER_PORT),),
-        env={"REDIS_ADDR": f"redis://127.0.0.1:{PORT}"},
+        env={"REDIS_ADDR": EXPORTER_ADDR},
         secret_env={"REDIS_PASSWORD": "REDIS_PASSWORD"},
+        # Its password file is a JSON object of address -> password, looked up by REDIS_ADDR
+        # (oliver006/redis_exporter@v1.62.0 main.go REDIS_PASSWORD_FILE, exporter/pwd_file.go
+        # #LoadPwdFile, exporter/redis.go#configureOptions).
+        secret_files={"REDIS_PASSWORD_FILE": "REDIS_EXPORTER_PASSWORDS"},
         probes=Probes.same(Probe(check=HttpGet(path="/health", port=EXPORTER_PORT))),
         http_client=None,
         no_docker_healthcheck=(
@@ -141,7 +164,12 @@ def _service(name: str, args: RedisArgs, password: pulumi.Output[str]) -> Servic
         containers=(server, exporter),
         stateful=True,
         volumes=(data, TMP),
-        secrets={"REDIS_PASSWORD": password},
+        secrets={
+            "REDIS_PASSWORD": password,
+            "REDIS_EXPORTER_PASSWORDS": pulumi.Output.secret(
+                pulumi.Output.json_dumps({EXPORTER_ADDR: password})
+            ),
+        },
         service_ports=(Port(name="redis", port=PORT), Port(name="metrics", port=EXPORTER_PORT)),
         ingress=(
             Ingress(from_services=args.clients, ports=(PORT,)),

@@ -56,7 +56,13 @@ class Container:
     """Plain settings; an output of another component (an address) is fine, a credential never
     (that is `secret_env`)."""
     secret_env: Mapping[str, str] = field(default_factory=dict)
-    """Environment variable -> key of the service's Secret it is read from."""
+    """Environment variable -> key of the service's Secret it is read from (Kubernetes)."""
+    secret_files: Mapping[str, str] = field(default_factory=dict)
+    """Where the platform delivers secrets as files (Docker): the variable that names a file
+    the image reads a secret from (the official images' `*_FILE` conventions, the app's
+    `*_FILE` settings) -> key of the service's Secret the file holds. The Docker back end
+    refuses a container with `secret_env` and none of these: there, no secret value sits in
+    the environment."""
     probes: Probes | None = None
     """Required for every long-running container; init steps have none."""
     mounts: tuple[Mount, ...] = ()

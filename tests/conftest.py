@@ -66,6 +66,9 @@ pytest.register_assert_rewrite("tests.support.diagnostics", "tests.support.envel
 PROGRAM_FIXTURES: dict[str, tuple[Program, ...]] = {
     "postgres_server": (INITDB, PG_CTL),
     "redis_server": (REDIS_SERVER,),
+    # tests/docker/test_app_image.py: servers with the passwords the dev stack delivers
+    "dev_postgres": (INITDB, PG_CTL),
+    "dev_redis": (REDIS_SERVER,),
     "start_nginx": (NGINX,),
     "nginx": (NGINX,),
     "openssl": (OPENSSL,),

@@ -15,10 +15,20 @@ container, created and never started, not read-only and without a network, whose
 in named volumes; the service mounts those volumes read-only. A volume's name ends in a digest
 of its files, so a change makes a new volume, and with it a new carrier and a new service
 container: nothing stale survives, and no container sees files change under it.
+
+Secrets travel the same way, never in the environment: the engine sends a container's whole
+`envs` list as one secret as soon as one entry is (the provider takes no secrets, so
+pulumi/pulumi@v3.259.0 pkg/resource/plugin/provider_plugin.go#annotateSecrets wraps any list
+holding one), and then neither the policy pack nor a diff sees the plain part. So each
+container's `secret_files` become files of a secrets volume of its own, mounted read-only at
+SECRETS_DIR/<container> in that container alone, and its plain environment names them
+(`X_FILE=...`). Like every upload they are root-owned, so they are world-readable (0444) for
+the container's non-root user; no other container mounts them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 
@@ -36,10 +46,14 @@ from spec.volumes import (
     DataVolume,
     ExistingSecretVolume,
     FilesVolume,
+    Mount,
     ScratchVolume,
     SharedVolume,
     Volume,
 )
+
+SECRETS_DIR = "/run/secrets"
+"""Container `c` finds its secret files in SECRETS_DIR/c, one per Secret key, named after it."""
 
 
 def cpus(quantity: str) -> str:
@@ -101,6 +115,7 @@ class DockerPlatform:
         parent: pulumi.Resource,
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> Deployed:
+        spec = with_secret_files(spec)
         prefix = spec.prefix
         for v in spec.volumes:
             if isinstance(v, ExistingSecretVolume):
@@ -272,12 +287,9 @@ class DockerPlatform:
         is_main = c is spec.containers[0]
         name = spec.name if is_main else f"{spec.name}-{c.name}"
         prefix = spec.prefix + ("" if is_main else f"-{c.name}")
+        # Plain only: with_secret_files turned the secrets into files this env names.
         envs: list[pulumi.Input[str]] = [
             pulumi.Output.concat(k, "=", v) for k, v in sorted(c.env.items())
-        ]
-        envs += [
-            pulumi.Output.secret(pulumi.Output.concat(env, "=", spec.secrets[key]))
-            for env, key in sorted(c.secret_env.items())
         ]
         files = {v.name for v in spec.volumes if isinstance(v, FilesVolume)}
         check = healthcheck(c)
@@ -341,6 +353,62 @@ class DockerPlatform:
             for m in c.mounts
             if m.volume in scratch
         }
+
+
+def with_secret_files(spec: ServiceSpec) -> ServiceSpec:
+    """`spec` with each container's `secret_files` as a secret files volume of its own, mounted
+    read-only at SECRETS_DIR/<container>, and the variables naming the files in its plain env; its
+    `secret_env` is then delivered, and nothing secret is left for the environment."""
+    names = {v.name for v in spec.volumes}
+    volumes: list[Volume] = []
+
+    def deliver(c: Container) -> Container:
+        if c.secret_env and not c.secret_files:
+            raise ValueError(
+                f"{spec.name}: container {c.name!r} reads secret_env "
+                f"{sorted(c.secret_env)} from its environment; Docker delivers secrets only "
+                "as files: set secret_files to the variables naming the files it reads instead"
+            )
+        if not c.secret_files:
+            return c
+        missing = sorted(set(c.secret_files.values()) - set(spec.secrets))
+        if missing:
+            raise ValueError(
+                f"{spec.name}: container {c.name!r} secret_files name keys {missing} that the "
+                f"service's secrets do not have (it has {sorted(spec.secrets)})"
+            )
+        clash = sorted(set(c.secret_files) & set(c.env))
+        if clash:
+            raise ValueError(f"{spec.name}: container {c.name!r} sets {clash} in env too")
+        name = f"{c.name}-secrets"
+        if name in names:
+            raise ValueError(f"{spec.name}: a volume is already named {name!r}")
+        volumes.append(
+            FilesVolume(
+                name=name,
+                files={key: spec.secrets[key] for key in sorted(set(c.secret_files.values()))},
+                secret=True,
+            )
+        )
+        # A directory per container: the service's carrier mounts each volume where its
+        # container does, and one path cannot hold two volumes.
+        path = f"{SECRETS_DIR}/{c.name}"
+        return dataclasses.replace(
+            c,
+            env={**c.env, **{v: f"{path}/{key}" for v, key in c.secret_files.items()}},
+            mounts=(*c.mounts, Mount(volume=name, path=path, read_only=True)),
+        )
+
+    containers = tuple(deliver(c) for c in spec.containers)
+    init_containers = tuple(deliver(c) for c in spec.init_containers)
+    if not volumes:
+        return spec
+    return dataclasses.replace(
+        spec,
+        containers=containers,
+        init_containers=init_containers,
+        volumes=(*spec.volumes, *volumes),
+    )
 
 
 def _all_containers(spec: ServiceSpec) -> tuple[Container, ...]:

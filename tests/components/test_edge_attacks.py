@@ -127,8 +127,8 @@ def _app_env(run: StackRun) -> dict[str, str]:
             return dict(inputs["data"])
         if resource.kind == "Container" and inputs["name"].endswith("-app"):
             pairs = (entry.split("=", 1) for entry in inputs["envs"])
-            secret = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "API_KEYS"}
-            return {key: value for key, value in pairs if key not in secret}
+            # Its secrets arrive as files (infra/platforms/docker.py); the test sets its own.
+            return {key: value for key, value in pairs if not key.endswith("_FILE")}
     raise AssertionError("the stack has no app container")
 
 

@@ -1,20 +1,28 @@
 """The app's image, built from app/Dockerfile with BuildKit on a base made without a registry,
 then run the way the dev stack runs it: migrate, then the app, with exactly the settings the
-dev stack renders (read from the program under mocks). Only the port (a free one, on loopback)
-and the database and Redis URLs (the tests' own servers) are adapted.
+dev stack renders (read from the program under mocks), their secrets delivered as files by the
+app's carrier. Only the port (a free one, on loopback) and the host and port in the database
+and Redis URLs (the tests' own servers) are adapted.
+
+The servers authenticate with what the dev stack delivers too: PostgreSQL's superuser and
+Redis's password are the ones their own containers read from their secret files, through the
+variables the dev stack sets (POSTGRES_PASSWORD_FILE, REDIS_PASSWORD_FILE), as their users.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import docker
 import httpx
@@ -28,16 +36,18 @@ from tests.support.dockerd import (
     Created,
     build_app_image,
     build_context_copy,
+    carry,
     create_container,
     diff,
     image_files,
+    own_volumes,
     pip_ca_bundle,
     wait_healthy,
 )
 from tests.support.load import Load, wait_for
 from tests.support.locks import locked_versions
 from tests.support.mocks import StackRun, unwrap
-from tests.support.servers import PostgresServer, RedisServer, free_port
+from tests.support.servers import PostgresServer, RedisServer, free_port, new_temp_root
 
 # The first test's set-up may make the base image (debootstrap) and build the app's.
 pytestmark = pytest.mark.timeout(600)
@@ -55,21 +65,18 @@ def _rendered(stack: StackRun, name: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Adapted:
-    """Rendered inputs with the port, HOST and the dependencies' URLs pointed at the tests."""
+    """Rendered inputs with the port and HOST pointed at the tests."""
 
     envs: list[str]
     healthcheck: dict[str, Any] | None
     port: int
 
 
-def adapt(inputs: dict[str, Any], *, database_url: str, redis_url: str) -> Adapted:
+def adapt(inputs: dict[str, Any]) -> Adapted:
     env = dict(e.split("=", 1) for e in inputs["envs"])
+    assert not {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "API_KEYS"} & set(env)
     port = free_port()
     rendered_port = env.get("PORT")
-    if "DATABASE_URL" in env:
-        env["DATABASE_URL"] = database_url
-    if "REDIS_URL" in env:
-        env["REDIS_URL"] = redis_url
     if rendered_port is not None:
         env["PORT"] = str(port)
         # The dev stack's network gives the container its own loopback; the host's is shared.
@@ -81,6 +88,65 @@ def adapt(inputs: dict[str, Any], *, database_url: str, redis_url: str) -> Adapt
             "tests": [t.replace(f":{rendered_port}/", f":{port}/") for t in check["tests"]],
         }
     return Adapted([f"{k}={v}" for k, v in env.items()], check, port)
+
+
+def app_secrets(
+    client: docker.DockerClient,
+    stack: StackRun,
+    busybox: str,
+    *,
+    database_url: Callable[[str], str],
+    redis_url: Callable[[str], str],
+) -> dict[str, str]:
+    """The app's carrier with its secret files delivered into volumes of the test's own, the
+    URLs in them passed through `database_url` and `redis_url` (rendered URL -> the tests');
+    returns the rendered volume names -> the test's."""
+    carrier = _rendered(stack, "safeguard-dev-app-files")
+    run = uuid.uuid4().hex[:6]
+    volumes = own_volumes(client, run, carrier)
+    urls = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+
+    def content(file: str, text: str) -> str:
+        change = urls.get(file.rsplit("/", 1)[-1])
+        return change(text) if change is not None else text
+
+    carry(
+        client, carrier, image=busybox, name=f"sgtest-{run}-app-files", volume_names=volumes,
+        content=content,
+    )  # fmt: skip
+    return volumes
+
+
+def on_loopback(url: str, port: int) -> str:
+    """`url` with only its host and port moved to 127.0.0.1:`port`: user, password, path kept."""
+    parts = urlsplit(url)
+    credentials, _, _ = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{credentials}@127.0.0.1:{port}"))
+
+
+def read_secret_file(
+    client: docker.DockerClient, stack: StackRun, busybox: str, service: str, variable: str
+) -> str:
+    """What the service's main container reads from the file `variable` names: its carrier's
+    uploads delivered into volumes of the test's own, then a stand-in with the container's
+    rendered user, env, mounts and read-only root prints the file."""
+    carrier = _rendered(stack, f"safeguard-dev-{service}-files")
+    main = _rendered(stack, f"safeguard-dev-{service}")
+    run = uuid.uuid4().hex[:6]
+    volumes = own_volumes(client, run, carrier, main)
+    carry(
+        client, carrier, image=busybox, name=f"sgtest-{run}-{service}-files", volume_names=volumes
+    )
+    reader = create_container(
+        client, {**main, "healthcheck": None, "restart": "no"}, image=busybox,
+        name=f"sgtest-{run}-{service}", volume_names=volumes,
+        entrypoint=["/bin/sh", "-c", f'cat "${variable}"'], command=[],
+    )  # fmt: skip
+    try:
+        assert _run_to_completion(client, reader, timeout=30) == 0, _logs(client, reader)
+        return client.api.logs(reader.id, stderr=False).decode()
+    finally:
+        client.api.remove_container(reader.id, force=True)
 
 
 def _fingerprints(data: bytes) -> set[str]:
@@ -189,38 +255,118 @@ def _logs(client: docker.DockerClient, made: Created) -> str:
 
 
 @pytest.fixture(scope="module")
+def dev_postgres(
+    docker_client: docker.DockerClient, busybox: str, dev_stack: StackRun
+) -> Iterator[PostgresServer]:
+    """PostgreSQL initialised as the image's entrypoint does it (docker-library/postgres
+    docker-entrypoint.sh: `initdb --username="$POSTGRES_USER" --pwfile=...` with the password
+    file_env read from POSTGRES_PASSWORD_FILE), from what the postgres container reads."""
+    env = dict(e.split("=", 1) for e in _rendered(dev_stack, "safeguard-dev-postgres")["envs"])
+    password = read_secret_file(
+        docker_client, dev_stack, busybox, "postgres", "POSTGRES_PASSWORD_FILE"
+    )
+    server = PostgresServer(
+        root=new_temp_root("safeguard-dev-pg-"), user=env["POSTGRES_USER"], password=password
+    )
+    server.init()
+    server.start()
+    try:
+        server.create_database(env["POSTGRES_DB"])
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def dev_redis(
+    docker_client: docker.DockerClient, busybox: str, dev_stack: StackRun
+) -> Iterator[RedisServer]:
+    """redis-server requiring the password the redis container reads from its secret file."""
+    password = read_secret_file(docker_client, dev_stack, busybox, "redis", "REDIS_PASSWORD_FILE")
+    server = RedisServer(root=new_temp_root("safeguard-dev-redis-"), password=password)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
 def served(
     docker_client: docker.DockerClient,
     app_image: str,
+    busybox: str,
     dev_stack: StackRun,
-    postgres_server: PostgresServer,
-    redis_server: RedisServer,
+    dev_postgres: PostgresServer,
+    dev_redis: RedisServer,
 ) -> Iterator[Served]:
-    name = f"docker_{uuid.uuid4().hex[:10]}"
-    database_url = postgres_server.create_database(name)
-    redis_url = redis_server.url(9)
     run = uuid.uuid4().hex[:6]
+    delivered: list[str] = []
+
+    def database_url(rendered: str) -> str:
+        delivered.append(on_loopback(rendered, dev_postgres.port))
+        return delivered[-1]
+
+    volumes = app_secrets(
+        docker_client, dev_stack, busybox, database_url=database_url,
+        redis_url=lambda rendered: on_loopback(rendered, dev_redis.port),
+    )  # fmt: skip
     migrate_inputs = _rendered(dev_stack, "safeguard-dev-app-migrate")
     app_inputs = _rendered(dev_stack, "safeguard-dev-app")
     assert migrate_inputs["attach"] is True  # the provider runs it to completion first
-    for_migrate = adapt(migrate_inputs, database_url=database_url, redis_url=redis_url)
+    for_migrate = adapt(migrate_inputs)
     migrate = create_container(
         docker_client, migrate_inputs, image=app_image, name=f"sgtest-{run}-migrate",
-        volume_names={}, envs=for_migrate.envs,
+        volume_names=volumes, envs=for_migrate.envs,
     )  # fmt: skip
     assert _run_to_completion(docker_client, migrate) == 0, _logs(docker_client, migrate)
-    adapted = adapt(app_inputs, database_url=database_url, redis_url=redis_url)
+    adapted = adapt(app_inputs)
     app = create_container(
-        docker_client, app_inputs, image=app_image, name=f"sgtest-{run}-app", volume_names={},
-        envs=adapted.envs, healthcheck=adapted.healthcheck,
+        docker_client, app_inputs, image=app_image, name=f"sgtest-{run}-app",
+        volume_names=volumes, envs=adapted.envs, healthcheck=adapted.healthcheck,
     )  # fmt: skip
     docker_client.api.start(app.id)
     try:
-        yield Served(app=app, migrate=migrate, adapted=adapted, database_url=database_url)
+        yield Served(app=app, migrate=migrate, adapted=adapted, database_url=delivered[0])
     finally:
         docker_client.api.remove_container(app.id, force=True)
         docker_client.api.remove_container(migrate.id, force=True)
-        postgres_server.drop_database(name)
+
+
+def test_the_app_and_the_servers_authenticate_with_the_delivered_files(
+    docker_client: docker.DockerClient, served: Served, dev_postgres: PostgresServer,
+    dev_redis: RedisServer,
+) -> None:  # fmt: skip
+    wait_healthy(docker_client, served.app.id, timeout=120)
+    # The app's URLs came from its own secret files, with only host and port moved: their
+    # credentials are the ones the database's and Redis's containers read from theirs.
+    url = urlsplit(served.database_url)
+    assert (url.username, url.password) == (dev_postgres.user, dev_postgres.password)
+    ready = httpx.get(served.base_url + "/health/ready", timeout=5)
+    assert ready.status_code == 200, ready.text
+    created = httpx.post(served.base_url + "/api/v1/items", json={"name": "filed"}, timeout=5)
+    assert created.status_code == 201, created.text
+    with psycopg.connect(served.database_url) as connection:
+        assert connection.execute("SELECT current_user").fetchone() == (dev_postgres.user,)
+        names = connection.execute("SELECT name FROM items").fetchall()
+    assert ("filed",) in names
+    wrong = on_loopback(f"redis://:not-{dev_redis.password}@x:1/0", dev_redis.port)
+    assert "WRONGPASS" in _redis_auth_reply(wrong)
+    assert _redis_auth_reply(dev_redis.url()) == "+OK"
+    # Nothing of them in the container's environment: only the files' paths.
+    env = docker_client.api.inspect_container(served.app.id)["Config"]["Env"]
+    assert not [e for e in env if dev_postgres.password in e or dev_redis.password in e]
+    assert "DATABASE_URL_FILE=/run/secrets/app/DATABASE_URL" in env
+
+
+def _redis_auth_reply(url: str) -> str:
+    """Redis's answer to AUTH with the password of `url`, over a raw connection."""
+    parts = urlsplit(url)
+    with socket.create_connection(("127.0.0.1", parts.port or 6379), timeout=5) as connection:
+        connection.sendall(f"AUTH {parts.password}\r\n".encode())
+        return connection.recv(200).decode().split("\r\n")[0]
 
 
 def test_migrate_runs_with_the_database_only(
@@ -251,7 +397,11 @@ def test_the_app_runs_as_declared_read_only_and_healthy(
     assert set(uid) == {user} and set(gid) == {group}
     for path in ("/health/live", "/health/ready", "/health/startup"):
         assert httpx.get(served.base_url + path, timeout=5).status_code == 200, path
-    assert diff(docker_client, served.app.id) == []
+    # Nothing written but the mount points the daemon makes for the secrets volume.
+    mounted = [PurePosixPath(m["target"]) for m in served.app.inputs["mounts"]]
+    points = {str(p) for t in mounted for p in [t, *t.parents] if str(p) != "/"}
+    assert [c for c in diff(docker_client, served.app.id) if c[2:] not in points] == []
+    assert points == {"/run", "/run/secrets", "/run/secrets/app"}
 
 
 def test_docker_stop_under_load_drains_and_exits_zero(
@@ -318,15 +468,20 @@ def test_docker_stop_under_load_drains_and_exits_zero(
 def test_sigterm_while_postgres_is_unreachable_exits_at_once(
     docker_client: docker.DockerClient,
     app_image: str,
+    busybox: str,
     dev_stack: StackRun,
     redis_server: RedisServer,
 ) -> None:
     inputs = _rendered(dev_stack, "safeguard-dev-app")
     nowhere = f"postgresql://safeguard:x@127.0.0.1:{free_port()}/app"
-    adapted = adapt(inputs, database_url=nowhere, redis_url=redis_server.url(9))
+    volumes = app_secrets(
+        docker_client, dev_stack, busybox, database_url=lambda _: nowhere,
+        redis_url=lambda _: redis_server.url(9),
+    )  # fmt: skip
+    adapted = adapt(inputs)
     made = create_container(
         docker_client, inputs, image=app_image, name=f"sgtest-{uuid.uuid4().hex[:6]}-app-nodb",
-        volume_names={}, envs=adapted.envs, healthcheck=adapted.healthcheck,
+        volume_names=volumes, envs=adapted.envs, healthcheck=adapted.healthcheck,
     )  # fmt: skip
     docker_client.api.start(made.id)
     wait_for(
@@ -345,13 +500,21 @@ def test_sigterm_while_postgres_is_unreachable_exits_at_once(
 
 
 def test_sigterm_while_migrating_exits_at_once(
-    docker_client: docker.DockerClient, app_image: str, dev_stack: StackRun, database_url: str
+    docker_client: docker.DockerClient,
+    app_image: str,
+    busybox: str,
+    dev_stack: StackRun,
+    database_url: str,
 ) -> None:
     inputs = _rendered(dev_stack, "safeguard-dev-app-migrate")
-    adapted = adapt(inputs, database_url=database_url, redis_url="")
+    volumes = app_secrets(
+        docker_client, dev_stack, busybox, database_url=lambda _: database_url,
+        redis_url=lambda _: "redis://unused",
+    )  # fmt: skip
+    adapted = adapt(inputs)
     made = create_container(
         docker_client, inputs, image=app_image, name=f"sgtest-{uuid.uuid4().hex[:6]}-migrate",
-        volume_names={}, envs=adapted.envs,
+        volume_names=volumes, envs=adapted.envs,
     )  # fmt: skip
     with psycopg.connect(database_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))

@@ -12,6 +12,7 @@ import pytest
 
 from app.settings import Settings
 from components.app_service import STOP_GRACE_SECONDS
+from infra.offline.providers import contains_secret
 from infra.platforms.docker import DockerPlatform, prepare_networks
 from spec.probes import Exec, Probe, Probes
 from spec.service import Compute, Container, ServiceSpec
@@ -106,10 +107,133 @@ def test_secrets_reach_containers_only_as_secret_values() -> None:
             if any(p in json.dumps(unwrap(value)) for p in passwords):
                 # The engine keeps the whole property secret for the provider's Check.
                 assert resource.checked is not None and is_secret(resource.checked[key])
-    app = next(r for r in run.of_type("index/container:Container") if r.name == "app-container")
-    envs = unwrap(app.inputs["envs"])
-    assert "MIGRATE_ON_STARTUP=false" in envs
-    assert any(e.startswith("DATABASE_URL=postgresql://safeguard:") for e in envs)
+    containers = _by_name(run)
+    envs = dict(e.split("=", 1) for e in unwrap(containers["safeguard-dev-app"].inputs["envs"]))
+    assert envs["MIGRATE_ON_STARTUP"] == "false"
+    uploads = {
+        u["file"]: u["content"]
+        for u in containers["safeguard-dev-app-files"].inputs["uploads"]
+        if u["file"] == envs["DATABASE_URL_FILE"]
+    }
+    (url,) = uploads.values()
+    assert is_secret(url) and unwrap(url).startswith("postgresql://safeguard:")
+
+
+def _secret_files(run: StackRun, service: str) -> dict[str, dict[str, str]]:
+    """Each container of `service` -> its `*_FILE` variables -> the content of the upload that
+    the service's carrier lands at the path the variable names, unwrapped."""
+    containers = _by_name(run)
+    carrier = containers.get(f"safeguard-dev-{service}-files")
+    uploads = {u["file"]: unwrap(u["content"]) for u in unwrap(carrier.inputs)["uploads"]}
+    found = {}
+    for name, container in containers.items():
+        if name.startswith(f"safeguard-dev-{service}") and "start" not in container.inputs:
+            env = dict(e.split("=", 1) for e in unwrap(container.inputs["envs"]))
+            found[name] = {k: uploads[v] for k, v in env.items() if k.endswith("_FILE")}
+    return found
+
+
+def test_docker_envs_are_plain_and_every_secret_arrives_as_a_file() -> None:
+    """No secret sits in a Docker container's `envs`, so the engine does not wrap the list as
+    one secret and the pack and the diff see each entry; each secret reaches the container
+    that reads it as a file its plain env names."""
+    run = build_stack("dev")
+    postgres, redis, grafana = (
+        run.passwords[k]
+        for k in ("postgres-password", "redis-password", "monitoring-grafana-admin-password")
+    )
+    for name, container in _by_name(run).items():
+        if "start" in container.inputs:  # carriers: no env
+            continue
+        assert not contains_secret(container.inputs["envs"]), name
+        assert container.checked is not None and not is_secret(container.checked["envs"]), name
+
+    assert _secret_files(run, "postgres") == {
+        "safeguard-dev-postgres": {"POSTGRES_PASSWORD_FILE": postgres},
+        "safeguard-dev-postgres-exporter": {"DATA_SOURCE_PASS_FILE": postgres},
+    }
+    assert _secret_files(run, "redis") == {
+        "safeguard-dev-redis": {"REDIS_PASSWORD_FILE": redis},
+        "safeguard-dev-redis-exporter": {
+            "REDIS_PASSWORD_FILE": json.dumps({"redis://127.0.0.1:6379": redis})
+        },
+    }
+    assert _secret_files(run, "grafana") == {
+        "safeguard-dev-grafana": {"GF_SECURITY_ADMIN_PASSWORD__FILE": grafana}
+    }
+    app = _secret_files(run, "app")
+    # The migrations get the database's URL and nothing else.
+    assert set(app["safeguard-dev-app-migrate"]) == {"DATABASE_URL_FILE"}
+    assert set(app["safeguard-dev-app"]) == {
+        "DATABASE_URL_FILE", "REDIS_URL_FILE", "SECRET_KEY_FILE"
+    }  # fmt: skip
+    database_url = app["safeguard-dev-app"]["DATABASE_URL_FILE"]
+    assert database_url == f"postgresql://safeguard:{postgres}@postgres:5432/safeguard"
+    assert app["safeguard-dev-app"]["REDIS_URL_FILE"] == f"redis://:{redis}@redis:6379/0"
+
+
+def test_each_container_alone_mounts_its_secrets_read_only() -> None:
+    run = build_stack("dev")
+    containers = _by_name(run)
+    mounted: dict[str, list[str]] = {}
+    for name, container in containers.items():
+        if "start" in container.inputs:
+            continue
+        env = dict(e.split("=", 1) for e in unwrap(container.inputs["envs"]))
+        for mount in unwrap(container.inputs.get("mounts") or []):
+            if mount["target"].startswith("/run/secrets/"):
+                mounted.setdefault(mount["source"], []).append(name)
+                assert mount["readOnly"] is True, name
+                files = [v for k, v in env.items() if k.endswith("_FILE")]
+                assert files and all(f.startswith(mount["target"] + "/") for f in files), name
+
+    assert all(len(names) == 1 for names in mounted.values()), mounted
+    assert len(mounted) == 7
+
+
+def _service_with(container: Container, secrets: dict[str, str]) -> None:
+    backend, edge = prepare_networks("safeguard-test", backend_subnet="10.213.0.0/24")
+    platform = DockerPlatform(instance="safeguard-test", backend=backend, edge=edge)
+    spec = ServiceSpec(name="svc", containers=(container,), secrets=secrets)
+    platform.deploy(spec, parent=pulumi.ComponentResource("test:Test", "parent"))
+
+
+def _reader(**fields: Any) -> Container:
+    return Container(
+        name="reader", image="busybox:1.36", uid=10001, gid=10001,
+        compute=Compute(cpu_request="10m", memory_request="16Mi", cpu_limit="50m",
+                        memory_limit="32Mi"),
+        probes=Probes(liveness=Probe(check=Exec(command=("true",))),
+                      readiness=Probe(check=Exec(command=("true",)))),
+        **fields,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"secret_env": {"TOKEN": "TOKEN"}},
+            r"container 'reader' reads secret_env \['TOKEN'\] from its environment; Docker "
+            "delivers secrets only as files",
+        ),
+        (
+            {"secret_env": {"TOKEN": "TOKEN"}, "secret_files": {"TOKEN_FILE": "TOKN"}},
+            r"secret_files name keys \['TOKN'\] that the service's secrets do not have",
+        ),
+        (
+            {"env": {"TOKEN_FILE": "/x"}, "secret_files": {"TOKEN_FILE": "TOKEN"}},
+            r"sets \['TOKEN_FILE'\] in env too",
+        ),
+    ],
+)
+def test_the_docker_back_end_refuses_secrets_it_would_have_to_put_in_env(
+    fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        run_program(
+            lambda: _service_with(_reader(**fields), {"TOKEN": "t"}), stack="dev", config={}
+        )
 
 
 # --- files: delivered by carriers into volumes the services mount read-only -------------------
@@ -125,7 +249,8 @@ def test_files_reach_read_only_containers_only_through_carriers_that_never_run()
     carriers = {n: r for n, r in containers.items() if r.inputs.get("uploads")}
 
     assert set(carriers) == {
-        f"safeguard-dev-{s}-files" for s in ("nginx", "prometheus", "alertmanager", "grafana")
+        f"safeguard-dev-{s}-files"
+        for s in ("nginx", "prometheus", "alertmanager", "grafana", "app", "postgres", "redis")
     }
     for name, carrier in containers.items():
         inputs = unwrap(carrier.inputs)
@@ -148,18 +273,21 @@ def test_files_reach_read_only_containers_only_through_carriers_that_never_run()
 def test_services_mount_their_carriers_volumes_read_only_and_start_after_them() -> None:
     run = build_stack("dev")
     containers = _by_name(run)
-    for service in ("nginx", "prometheus", "alertmanager", "grafana"):
+    for service in ("nginx", "prometheus", "alertmanager", "grafana", "app", "postgres", "redis"):
         carrier = containers[f"safeguard-dev-{service}-files"]
-        main = containers[f"safeguard-dev-{service}"]
+        served = [
+            c for n, c in containers.items()
+            if n.startswith(f"safeguard-dev-{service}") and "start" not in c.inputs
+        ]  # fmt: skip
         carried = {m["source"]: m["target"] for m in unwrap(carrier.inputs)["mounts"]}
-        mounted = {m["source"]: m for m in unwrap(main.inputs)["mounts"]}
+        mounted = {m["source"]: m for c in served for m in unwrap(c.inputs).get("mounts") or []}
 
         assert set(mounted) == set(carried), service
         for source, mount in mounted.items():
             assert mount["target"] == carried[source] and mount["readOnly"] is True, service
             assert mount["volumeOptions"] == {"noCopy": True}
         # The service names the volumes, not the carrier: only this orders the uploads first.
-        assert carrier.urn in main.dependencies, service
+        assert all(carrier.urn in c.dependencies for c in served), service
 
 
 def test_a_changed_file_gives_a_new_volume_and_secret_files_a_secret_name() -> None:
@@ -229,7 +357,7 @@ def test_migrations_get_the_database_and_nothing_else() -> None:
     migrate = _by_name(run)["safeguard-dev-app-migrate"]
     names = {e.split("=", 1)[0] for e in unwrap(migrate.inputs["envs"])}
 
-    assert names == {"APP_ENV", "LOG_LEVEL", "DATABASE_URL"}
+    assert names == {"APP_ENV", "LOG_LEVEL", "DATABASE_URL_FILE"}
 
 
 def test_prometheus_gets_no_api_token_on_docker_and_the_back_end_refuses_one() -> None:

@@ -19,7 +19,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -404,6 +404,33 @@ def create_container(
         use_config_proxy=False,
     )
     return Created(id=created["Id"], name=name, inputs=inputs)
+
+
+def own_volumes(
+    client: docker.DockerClient, run: str, *inputs: Mapping[str, Any]
+) -> dict[str, str]:
+    """A volume of the test's own (named after `run`) for each rendered one the containers
+    with these inputs mount or bind."""
+    names = {m["source"] for i in inputs for m in i.get("mounts") or []}
+    names |= {v["volumeName"] for i in inputs for v in i.get("volumes") or []}
+    return {name: create_volume(client, f"sgtest-{run}-{name}") for name in names}
+
+
+def carry(
+    client: docker.DockerClient,
+    carrier: Mapping[str, Any],
+    *,
+    image: str,
+    name: str,
+    volume_names: Mapping[str, str],
+    content: Callable[[str, str], str] = lambda file, text: text,
+) -> Created:
+    """The carrier made from its rendered inputs and left unstarted, with each upload delivered
+    as the provider delivers it; `content(file, text)` may point a URL at the tests' servers."""
+    made = create_container(client, carrier, image=image, name=name, volume_names=volume_names)
+    for upload in carrier["uploads"]:
+        deliver(made.id, {**upload, "content": content(upload["file"], upload["content"])})
+    return made
 
 
 def _healthcheck(check: Mapping[str, Any]) -> Healthcheck:

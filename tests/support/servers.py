@@ -68,6 +68,8 @@ class PostgresServer:
     root: Path
     port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    user: str = "postgres"
+    """The superuser initdb makes (the official image: POSTGRES_USER), with `password`."""
 
     @property
     def data_dir(self) -> Path:
@@ -75,11 +77,11 @@ class PostgresServer:
 
     @property
     def admin_dsn(self) -> str:
-        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/postgres"
 
     def url(self, database: str = "postgres") -> str:
         """A `postgresql://` URL for the given database, as the app's DATABASE_URL takes it."""
-        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def init(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -93,7 +95,7 @@ class PostgresServer:
                 [
                     INITDB.path(),
                     "-D", str(self.data_dir),
-                    "-U", "postgres",
+                    "-U", self.user,
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
                     f"--pwfile={pwfile}",
