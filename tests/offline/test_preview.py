@@ -23,6 +23,7 @@ from infra.offline.analyzer import PolicyPackProcess
 from infra.offline.check import check_program, subjects_of_run
 from infra.offline.runtime import is_secret, run_program, unwrap
 from infra.offline.wire import UNKNOWN
+from tests.fixtures import docker_service
 from tests.support.probe_pack import received, write_probe_pack
 
 HEALTHCHECK = {"tests": ["CMD", "true"], "interval": "5s", "timeout": "2s", "retries": 3}
@@ -309,3 +310,24 @@ def test_one_secret_entry_makes_the_whole_env_list_secret() -> None:
     ]
     assert is_secret(container.outputs["envs"])
     assert is_secret(pod.checked["spec"]["containers"]) and not is_secret(pod.checked["spec"])
+
+
+def test_a_literal_password_in_plain_docker_env_is_refused(pack: PolicyPackProcess) -> None:
+    # The Docker back end delivers the service's real secret as a file, so its `envs` holds no
+    # secret, the engine does not wrap it as one, and docker-no-literal-secrets sees each entry
+    # as plain: a literal beside the file-delivered password is no longer hidden.
+    program = docker_service.program({"LOG_LEVEL": "info", "API_TOKEN": "abc123"})
+    report = check_program(
+        program, stack="fixture", pack=pack, pack_config=check.CONFIG_DIR / "production.json"
+    )
+
+    (found,) = [f for f in report.violations if f.policy == "docker-no-literal-secrets"]
+    assert (found.name, found.level) == ("web-container", "mandatory")
+    assert "API_TOKEN looks secret but has a literal value (envs[0])" in found.message
+    assert "DB_PASSWORD" not in found.message
+    assert report.exit_code == 1
+    clean = check_program(
+        docker_service.program({"LOG_LEVEL": "info"}), stack="fixture", pack=pack,
+        pack_config=check.CONFIG_DIR / "production.json",
+    )  # fmt: skip
+    assert [f for f in clean.violations if f.policy == "docker-no-literal-secrets"] == []
