@@ -40,6 +40,7 @@ from tests.support.programs import (
     PROMETHEUS,
     PROMTOOL,
     PUSHGATEWAY,
+    REDIS_CLI,
     REDIS_SERVER,
     SKOPEO,
     WEED,
@@ -69,6 +70,7 @@ PROGRAM_FIXTURES: dict[str, tuple[Program, ...]] = {
     # tests/docker/test_app_image.py: servers with the passwords the dev stack delivers
     "dev_postgres": (INITDB, PG_CTL),
     "dev_redis": (REDIS_SERVER,),
+    "redis_programs": (REDIS_SERVER, REDIS_CLI),
     "start_nginx": (NGINX,),
     "nginx": (NGINX,),
     "openssl": (OPENSSL,),
@@ -186,6 +188,12 @@ def openssl() -> str:
 def nginx() -> str:
     """nginx, for the tests that run `nginx -t` or an NginxServer of their own."""
     return NGINX.path()
+
+
+@pytest.fixture(scope="session")
+def redis_programs() -> tuple[str, str]:
+    """redis-server and redis-cli, for scripts that run them by name."""
+    return REDIS_SERVER.path(), REDIS_CLI.path()
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,8 @@ class Program:
 INITDB = Program("initdb", "postgresql", ("/usr/lib/postgresql/*/bin/initdb",))
 PG_CTL = Program("pg_ctl", "postgresql", ("/usr/lib/postgresql/*/bin/pg_ctl",))
 REDIS_SERVER = Program("redis-server", "redis-server")
+REDIS_CLI = Program("redis-cli", "redis-server")
+"""redis-cli comes with redis-tools, which the redis-server package depends on."""
 NGINX = Program("nginx", "nginx", ("/usr/sbin/nginx",))
 OPENSSL = Program("openssl", "openssl")
 PROMETHEUS = Program("prometheus", "prometheus")
