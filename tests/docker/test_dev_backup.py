@@ -20,8 +20,9 @@ import pytest
 
 from tests.support.dockerd import (
     Created,
+    carry,
     create_container,
-    create_volume,
+    own_volumes,
     postgres_standin_image,
     python_base_image,
 )
@@ -53,19 +54,23 @@ def _psql(client: docker.DockerClient, container: str, sql: str) -> str:
 
 
 @pytest.fixture
-def dev_postgres(docker_client: docker.DockerClient, dev_stack: StackRun) -> Iterator[Created]:
-    """The dev stack's PostgreSQL container, on the stand-in image, running."""
+def dev_postgres(
+    docker_client: docker.DockerClient, busybox: str, dev_stack: StackRun
+) -> Iterator[Created]:
+    """The dev stack's PostgreSQL container, on the stand-in image, running, its password file
+    delivered by its carrier."""
     image = postgres_standin_image(docker_client, python_base_image(docker_client))
-    (inputs,) = [
-        unwrap(r.inputs)
+    rendered = {
+        unwrap(r.inputs)["name"]: unwrap(r.inputs)
         for r in dev_stack.of_type("index/container:Container")
-        if unwrap(r.inputs)["name"] == DEV_CONTAINER
-    ]
-    run = uuid.uuid4().hex[:8]
-    volumes = {
-        v["volumeName"]: create_volume(docker_client, f"sgtest-{run}-{v['volumeName']}")
-        for v in inputs["volumes"]
     }
+    inputs, carrier = rendered[DEV_CONTAINER], rendered[f"{DEV_CONTAINER}-files"]
+    run = uuid.uuid4().hex[:8]
+    volumes = own_volumes(docker_client, run, carrier, inputs)
+    carried = carry(
+        docker_client, carrier, image=busybox, name=f"sgtest-{run}-postgres-files",
+        volume_names=volumes,
+    )  # fmt: skip
     made = create_container(
         docker_client, inputs, image=image, name=f"sgtest-{run}-postgres", volume_names=volumes
     )
@@ -83,6 +88,7 @@ def dev_postgres(docker_client: docker.DockerClient, dev_stack: StackRun) -> Ite
         yield made
     finally:
         docker_client.api.remove_container(made.id, force=True)
+        docker_client.api.remove_container(carried.id, force=True)
         for volume in volumes.values():
             docker_client.api.remove_volume(volume, force=True)
 

@@ -11,6 +11,7 @@ container and build uses the host's network: the daemon runs without a bridge
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -230,11 +231,16 @@ def postgres_standin_image(client: docker.DockerClient, base: str, *, uid: int =
     """POSTGRES_STANDIN_IMAGE (tests/support/images/postgres-standin/): Debian's PostgreSQL on
     `base` as the postgres user `uid`:`uid`, standing in for the official image with that user
     (70: the alpine variant the dev stack runs; 999: the Debian variant the backup image is
-    built on); built once per uid (half a minute of apt), then reused while the tag exists."""
+    built on); built once per uid and content of its directory (half a minute of apt), then
+    reused while the tag exists."""
+    context = REPO_ROOT / "tests" / "support" / "images" / "postgres-standin"
+    digest = hashlib.sha256()
+    for path in sorted(context.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     tag = POSTGRES_STANDIN_IMAGE if uid == 70 else f"{POSTGRES_STANDIN_IMAGE}-{uid}"
+    tag = f"{tag}-{digest.hexdigest()[:12]}"
     if has_image(client, tag):
         return tag
-    context = REPO_ROOT / "tests" / "support" / "images" / "postgres-standin"
     cli(
         "build", "--network", "host", "--build-arg", f"BASE={base}",
         "--build-arg", f"UID={uid}", "-t", tag, str(context), timeout=900,
