@@ -12,6 +12,7 @@ variables the dev stack sets (POSTGRES_PASSWORD_FILE, REDIS_PASSWORD_FILE), as t
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import shutil
 import socket
@@ -413,9 +414,12 @@ def test_docker_stop_under_load_drains_and_exits_zero(
     drain = float(env["SHUTDOWN_DRAIN_SECONDS"])
     base = served.base_url
 
+    # The rendered RATE_LIMIT (100 a minute per client) holds: few API calls, many probes. A
+    # budget, not a share of the requests, so a faster machine does not reach the limit.
+    posts = itertools.count()
+
     def mixed(client: httpx.Client, name: str) -> httpx.Response:
-        # The rendered RATE_LIMIT (100 a minute per client) holds: few API calls, many probes.
-        if int(name.split("-")[2]) % 25 == 0:
+        if int(name.split("-")[2]) % 25 == 0 and next(posts) < 60:
             return client.post(f"{base}/api/v1/items", json={"name": name})
         return client.get(f"{base}/health/live")
 
@@ -450,10 +454,13 @@ def test_docker_stop_under_load_drains_and_exits_zero(
     assert stopped < delay + drain, f"stopped after {stopped:.1f}s"
     assert len(answered) >= 20
     assert [(o.name, o.status) for o in answered if not 200 <= o.status < 300] == []
-    # Unanswered: refused once the listener closed, or reset in the kernel's accept queue as it
-    # closed (ReadError); never before the readiness delay is over.
+    # Unanswered: refused once the listener closed, reset in the kernel's accept queue as it
+    # closed (ReadError), or accepted an instant before it closed and closed by uvicorn's
+    # shutdown before the request was read (RemoteProtocolError: no response); never before the
+    # readiness delay is over.
     failed = [(o.failure, round(o.started - signalled, 2)) for o in outcomes if o.failure]
-    assert all(f in ("ConnectError", "ReadError") and t >= delay - 0.1 for f, t in failed), failed
+    unanswered = ("ConnectError", "ReadError", "RemoteProtocolError")
+    assert all(f in unanswered and t >= delay - 0.1 for f, t in failed), failed
     after = [(t, s) for t, s in readiness if t >= signalled]
     first_503 = next(t for t, s in after if s == 503)
     closed = next(t for t, s in after if s is None)
