@@ -16,8 +16,9 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -218,53 +219,60 @@ def age_keygen() -> str:
     return AGE_KEYGEN.path()
 
 
-@pytest.fixture(scope="session")
-def object_store() -> Iterator[SeaweedServer]:
-    """A real S3-compatible store (SeaweedFS) on 127.0.0.1, for the backups' off-site copies."""
-    root = new_temp_root("safeguard-s3-")
-    server = SeaweedServer(root=root).start()
+class _Stoppable(Protocol):
+    def stop(self) -> object: ...
+
+
+_S = TypeVar("_S", bound=_Stoppable)
+
+
+@contextmanager
+def _served(prefix: str, start: Callable[[Path], _S]) -> Iterator[_S]:
+    """A server started in a temporary root of its own, stopped and its root removed after."""
+    root = new_temp_root(prefix)
+    server = start(root)
     try:
         yield server
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def object_store() -> Iterator[SeaweedServer]:
+    """A real S3-compatible store (SeaweedFS) on 127.0.0.1, for the backups' off-site copies."""
+    with _served("safeguard-s3-", lambda root: SeaweedServer(root=root).start()) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def pushgateway() -> Iterator[PushgatewayServer]:
     """Debian's Pushgateway on 127.0.0.1, where the backup jobs report."""
-    root = new_temp_root("safeguard-pushgateway-")
-    server = PushgatewayServer(root=root).start()
-    try:
+    with _served("safeguard-pushgateway-", lambda r: PushgatewayServer(root=r).start()) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    root = new_temp_root("safeguard-pg-")
-    server = PostgresServer(root=root)
-    server.init()
-    server.start()
-    try:
+    def start(root: Path) -> PostgresServer:
+        server = PostgresServer(root=root)
+        server.init()
+        server.start()
+        return server
+
+    with _served("safeguard-pg-", start) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    root = new_temp_root("safeguard-redis-")
-    server = RedisServer(root=root)
-    server.start()
-    try:
+    def start(root: Path) -> RedisServer:
+        server = RedisServer(root=root)
+        server.start()
+        return server
+
+    with _served("safeguard-redis-", start) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
