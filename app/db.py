@@ -34,6 +34,7 @@ from tenacity import (
     wait_random,
 )
 
+from app.breaker import CircuitBreaker, CircuitOpenError
 from app.settings import DatabaseSettings, Settings
 
 logger = logging.getLogger("app.db")
@@ -56,7 +57,21 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 
 
 class DatabaseUnavailableError(RuntimeError):
-    """PostgreSQL could not answer: at start-up within the retry budget, or for one request."""
+    """PostgreSQL could not answer: at start-up within the retry budget, or for one request
+    (`circuit_open`: the breaker refused the request without trying)."""
+
+    def __init__(self, message: str, circuit_open: bool = False) -> None:
+        super().__init__(message)
+        self.circuit_open = circuit_open
+
+
+def is_outage(error: BaseException) -> bool:
+    """What opens the breaker: PostgreSQL unreachable or not answering (a full pool included),
+    not a statement it cancelled at statement_timeout, which a slow query earns on a healthy
+    server."""
+    return isinstance(error, DatabaseUnavailableError) and not isinstance(
+        error.__cause__, asyncpg.QueryCanceledError
+    )
 
 
 class Database:
@@ -69,19 +84,32 @@ class Database:
     and the pool replaces it at the next checkout; one lost without a word fails its request
     with a 503 and is replaced just the same.
 
+    The breaker (app/breaker.py) wraps each lending: once PostgreSQL failed
+    CIRCUIT_BREAKER_FAILURES times in a row, requests are refused at once, without waiting for
+    a connection, until a trial after the cool-down succeeds.
+
     Requests wait for a connection in arrival order. asyncpg's pool alone is not fair: its
     asyncio.Queue lets a newcomer take a connection just released to a waiter, which queues
     again at the back, so under load a few requests waited over a second while the median
     took 20 ms (BENCHMARKS.md). A FIFO semaphore with one turn per connection goes first.
     """
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float, breaker: CircuitBreaker) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
+        self.breaker = breaker
         self._turns = asyncio.Semaphore(pool.get_max_size())
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self.breaker.guard(), self._lend() as connection:
+                yield connection
+        except CircuitOpenError as error:
+            raise DatabaseUnavailableError(str(error), circuit_open=True) from None
+
+    @asynccontextmanager
+    async def _lend(self) -> AsyncIterator[asyncpg.Connection]:
         try:
             if self._turns.locked():
                 async with asyncio.timeout(self.acquire_timeout):
@@ -132,7 +160,7 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """
 
 
-async def open_database(settings: Settings) -> Database:
+async def open_database(settings: Settings, breaker: CircuitBreaker) -> Database:
     """A fixed pool of DB_POOL_SIZE connections, all opened now."""
     pool = await asyncpg.create_pool(
         min_size=settings.db_pool_size,
@@ -140,7 +168,7 @@ async def open_database(settings: Settings) -> Database:
         reset=_keep_session,
         **_connect_options(settings),
     )
-    return Database(pool, settings.db_pool_timeout_seconds)
+    return Database(pool, settings.db_pool_timeout_seconds, breaker)
 
 
 async def wait_for_database(settings: DatabaseSettings) -> None:

@@ -156,18 +156,22 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # Connection refused, dropped connections, pool exhaustion and statement timeouts all mean
     # "try again later", not "the server is broken": 503 lets clients and load balancers retry.
+    assert isinstance(exc, DatabaseUnavailableError)
     error_id = new_error_id()
+    # With the breaker open there is no driver error to show, only the breaker's refusal.
     logger.warning(
         "database unavailable during request: %s",
         exc,
-        exc_info=exc,
+        exc_info=None if exc.circuit_open else exc,
         extra={"error_id": error_id},
     )
+    # circuit_open: refused by the breaker without trying PostgreSQL.
+    details = {"dependency": "postgres", "circuit_open": exc.circuit_open}
     return error_response(
         503,
         "dependency_unavailable",
         "A dependency is unavailable, retry later",
-        {"dependency": "postgres"},
+        details,
         headers={"Retry-After": "1"},
         error_id=error_id,
     )

@@ -82,11 +82,23 @@ class Metrics:
             multiprocess_mode="livemostrecent",
             registry=registry,
         )
+        # livemax: with several workers, the worst breaker of any live worker.
+        self.circuit_state = Gauge(
+            "app_circuit_state",
+            "State of the dependency's circuit breaker: 0 closed, 1 half-open (a trial call in "
+            "flight), 2 open (calls fail at once).",
+            ["dependency"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
         self.rate_limit_rejections = Counter(
             "rate_limit_rejections_total",
             "Requests rejected with 429 by the rate limiter.",
             registry=registry,
         )
+
+    def observe_circuit(self, dependency: str, state: int) -> None:
+        self.circuit_state.labels(dependency).set(state)
 
     def observe_pool(self, db: Database | None) -> None:
         """Refresh the pool gauges; called at scrape time and after each request."""

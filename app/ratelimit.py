@@ -167,7 +167,8 @@ class RateLimitMiddleware:
             return
 
         try:
-            decision = await resources.limiter.hit(client_key(scope, settings))
+            async with resources.redis_breaker.guard():
+                decision = await resources.limiter.hit(client_key(scope, settings))
         except Exception as exc:
             if settings.rate_limit_fail_open:
                 self._warn(exc)

@@ -18,7 +18,11 @@ from fastapi import FastAPI
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app import db as database
+from app.breaker import CircuitBreaker, CircuitState
 from app.db import Database, migrate, open_database, wait_for_database
 from app.metrics import Metrics, mark_process_dead
 from app.ratelimit import RateLimiter
@@ -31,6 +35,8 @@ logger = logging.getLogger("app.runtime")
 class Resources:
     db: Database
     redis: Redis
+    redis_breaker: CircuitBreaker
+    """Wraps every Redis call of a request (rate limiting); the health checks go around it."""
     limiter: RateLimiter
 
 
@@ -65,6 +71,24 @@ def create_redis(settings: Settings) -> Redis:
     return Redis(connection_pool=pool)
 
 
+def is_redis_outage(error: BaseException) -> bool:
+    """Redis unreachable or not answering in time; not a command it refused."""
+    return isinstance(error, RedisConnectionError | RedisTimeoutError | OSError)
+
+
+def create_breaker(runtime: AppRuntime, dependency: str) -> CircuitBreaker:
+    settings = runtime.settings
+    outage = {"postgres": database.is_outage, "redis": is_redis_outage}[dependency]
+    runtime.metrics.observe_circuit(dependency, CircuitState.CLOSED)
+    return CircuitBreaker(
+        dependency,
+        failures=settings.circuit_breaker_failures,
+        cooldown_seconds=settings.circuit_breaker_cooldown_seconds,
+        is_outage=outage,
+        on_change=runtime.metrics.observe_circuit,
+    )
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: AppRuntime = app.state.runtime
@@ -75,7 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await wait_for_database(settings)
         if settings.migrate_on_startup:
             await migrate(settings)
-        db = await open_database(settings)
+        db = await open_database(settings, create_breaker(runtime, "postgres"))
         try:
             await asyncio.wait_for(redis.ping(), settings.health_check_timeout_seconds)
         except Exception as exc:
@@ -84,6 +108,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.resources = Resources(
             db=db,
             redis=redis,
+            redis_breaker=create_breaker(runtime, "redis"),
             limiter=RateLimiter(settings, redis),
         )
         runtime.metrics.observe_pool(db)

@@ -168,6 +168,10 @@ class Settings(DatabaseSettings):
     redis_connect_timeout_seconds: float = Field(default=0.5, gt=0)
     health_check_timeout_seconds: float = Field(default=1.0, gt=0)
 
+    # One breaker per dependency (PostgreSQL, Redis), in each worker process.
+    circuit_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    circuit_breaker_cooldown_seconds: float = Field(default=5.0, gt=0, le=300)
+
     rate_limit_enabled: bool = True
     rate_limit: str = "100/minute"
     rate_limit_fail_open: bool = True

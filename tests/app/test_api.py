@@ -309,6 +309,7 @@ def test_metrics_use_route_templates_and_the_contract_names(client: InProcessApp
         "db_pool_checked_out_connections",
         "db_pool_size",
         "app_dependency_up",
+        "app_circuit_state",
         "rate_limit_rejections_total",
     } <= names
 
@@ -329,6 +330,7 @@ def test_metrics_use_route_templates_and_the_contract_names(client: InProcessApp
     assert values[("db_pool_size", None)] == 8
     assert values[("app_dependency_up", "postgres")] == 1
     assert values[("app_dependency_up", "redis")] == 1
+    assert values[("app_circuit_state", "postgres")] == values[("app_circuit_state", "redis")] == 0
 
 
 def test_probes_fail_until_the_lifespan_has_started(settings_for: Callable[..., Settings]) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from app.db import Database, open_database
+from app.breaker import CircuitBreaker
+from app.db import Database, is_outage, open_database
 from tests.support.app_process import fast_settings
 
 POOL_SIZE = 2
@@ -30,7 +31,9 @@ async def _arrival_and_service_order(db: Database) -> tuple[list[int], list[int]
 
 def test_connections_are_handed_out_in_arrival_order(database_url: str, redis_url: str) -> None:
     async def run() -> tuple[list[int], list[int]]:
-        db = await open_database(fast_settings(database_url, redis_url, db_pool_size=POOL_SIZE))
+        settings = fast_settings(database_url, redis_url, db_pool_size=POOL_SIZE)
+        breaker = CircuitBreaker("postgres", failures=5, cooldown_seconds=5, is_outage=is_outage)
+        db = await open_database(settings, breaker)
         try:
             return await _arrival_and_service_order(db)
         finally:

@@ -8,6 +8,7 @@ envelopes, latency) and what PostgreSQL holds afterwards.
 from __future__ import annotations
 
 import signal
+import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.app_process import app_env
 from tests.support.load import Load, status_of, wait_for
@@ -100,6 +102,80 @@ def test_postgres_stopped_under_write_load(
     assert [n for n, count in stored.items() if count > 1] == [], "a write was duplicated"
 
 
+def circuit_state(base_url: str, dependency: str) -> float | None:
+    for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics").text):
+        for sample in family.samples:
+            if sample.name == "app_circuit_state" and sample.labels["dependency"] == dependency:
+                return sample.value
+    return None
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+def test_a_postgres_that_stops_answering_trips_the_breaker_and_recovers_within_a_cool_down(
+    serve: Callable[..., LiveApp], database_url: str, redis_url: str, postgres_server: Any
+) -> None:
+    pool_timeout, cooldown = 3.0, 3.0
+    env = fault_env(
+        database_url,
+        redis_url,
+        DB_POOL_SIZE="4",
+        DB_POOL_TIMEOUT_SECONDS=str(pool_timeout),
+        CIRCUIT_BREAKER_FAILURES="3",
+        CIRCUIT_BREAKER_COOLDOWN_SECONDS=str(cooldown),
+    )
+    app = serve(env)
+    with httpx.Client(base_url=app.base_url, timeout=10) as client:
+        item = client.post("/api/v1/items", json={"name": "frozen"}).json()
+    # More workers than pooled connections: while PostgreSQL hangs, four requests hold the
+    # connections and the rest queue for one, which is what the pool timeout bounds.
+    load = Load(lambda c, name: c.get(f"{app.base_url}/api/v1/items/{item['id']}"), workers=8)
+    load.start()
+    try:
+        load.wait_until_answered(20)
+        assert circuit_state(app.base_url, "postgres") == 0
+        postgres_server.pause()
+        opened_after = wait_for(
+            lambda: circuit_state(app.base_url, "postgres") == 2, 20, what="breaker open"
+        )
+        time.sleep(2.5)
+    finally:
+        postgres_server.resume()
+    resumed = time.monotonic()
+    try:
+        wait_for(lambda: circuit_state(app.base_url, "postgres") == 0, cooldown + 5, what="closed")
+        time.sleep(0.5)
+    finally:
+        outcomes = load.stop()
+
+    assert opened_after < pool_timeout * 3
+    assert [o for o in outcomes if o.failure or o.status not in (200, 503)] == []
+    failed = [o for o in outcomes if o.status == 503]
+    assert {o.error_code for o in failed} == {"dependency_unavailable"}
+    waited = [
+        o.seconds for o in failed if o.details == {"dependency": "postgres", "circuit_open": False}
+    ]
+    refused = [
+        o.seconds for o in failed if o.details == {"dependency": "postgres", "circuit_open": True}
+    ]
+    assert len(waited) + len(refused) == len(failed)
+    assert len(waited) >= 3 and len(refused) >= 50, (len(waited), len(refused))
+    # Without the breaker every failing request waits out the pool timeout; once it is open,
+    # they are answered in a small fraction of it.
+    assert min(waited) >= pool_timeout * 0.9, sorted(waited)
+    assert p99(refused) < pool_timeout / 10, sorted(refused)[-5:]
+    # Back within one cool-down of PostgreSQL's return: the first trial after it succeeds (the
+    # breaker refuses others while it is in flight), and from then on every request is served.
+    trial = min(
+        (o for o in outcomes if o.started >= resumed and o.status == 200), key=lambda o: o.started
+    )
+    assert trial.started - resumed < cooldown + 1.0
+    after = [o for o in outcomes if o.started > trial.finished]
+    assert after and {o.status for o in after} == {200}
+
+
 @pytest.mark.parametrize("fail_open", [True, False], ids=["fail-open", "fail-closed"])
 def test_redis_stopped_under_load(
     serve: Callable[..., LiveApp],
@@ -108,7 +184,13 @@ def test_redis_stopped_under_load(
     redis_server: Any,
     fail_open: bool,
 ) -> None:
-    env = fault_env(database_url, redis_url, RATE_LIMIT_FAIL_OPEN=str(fail_open).lower())
+    cooldown = 1.0
+    env = fault_env(
+        database_url,
+        redis_url,
+        RATE_LIMIT_FAIL_OPEN=str(fail_open).lower(),
+        CIRCUIT_BREAKER_COOLDOWN_SECONDS=str(cooldown),
+    )
     app = serve(env)
     seen_headers: list[bool] = []
 
@@ -147,10 +229,16 @@ def test_redis_stopped_under_load(
         assert {o.status for o in during} == {200}, "fail-open lets every request through"
     else:
         assert {(o.status, o.error_code) for o in during} == {(503, "rate_limiter_unavailable")}
-    # Limiting resumes: once Redis is back, answers carry the rate-limit headers again.
+    # Limiting resumes: within a cool-down of Redis's return (the breaker's trial), answers carry
+    # the rate-limit headers again.
     assert seen_headers[0] is True
     with httpx.Client() as client:
-        assert "x-ratelimit-limit" in client.get(f"{app.base_url}/api/v1/items").headers
+        wait_for(
+            lambda: "x-ratelimit-limit" in client.get(f"{app.base_url}/api/v1/items").headers,
+            cooldown + 1,
+            what="rate-limit headers again",
+        )
+    assert circuit_state(app.base_url, "redis") == 0
 
 
 def test_sigterm_under_load_drains_every_accepted_request(

@@ -59,7 +59,7 @@ def test_readiness_follows_postgres_and_the_pool_recovers(
         unavailable = assert_envelope(
             client.get(f"/api/v1/items/{item['id']}"), 503, "dependency_unavailable"
         )
-        assert unavailable["details"] == {"dependency": "postgres"}
+        assert unavailable["details"] == {"dependency": "postgres", "circuit_open": False}
         assert client.get("/health/live").status_code == 200
         metrics = client.get("/metrics").text
         assert 'app_dependency_up{dependency="postgres"} 0.0' in metrics

@@ -21,6 +21,8 @@ class Outcome:
     finished: float
     status: int | None = None
     error_code: str | None = None
+    details: object = None
+    """The error envelope's details."""
     failure: str | None = None
 
     @property
@@ -57,7 +59,9 @@ class Load:
                     response = self.request(client, outcome.name)
                     outcome.status = response.status_code
                     if response.status_code >= 400:
-                        outcome.error_code = response.json().get("error_code")
+                        body = response.json()
+                        outcome.error_code = body.get("error_code")
+                        outcome.details = body.get("details")
                 except httpx.HTTPError as exc:
                     outcome.failure = type(exc).__name__
                 outcome.finished = time.monotonic()

@@ -131,6 +131,35 @@ class PostgresServer:
             capture_output=True,
         )
 
+    def _processes(self) -> list[int]:
+        """The postmaster and every process it forked (backends, checkpointer, ...)."""
+        postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # The command name (second field) may hold spaces; the parent follows its ')'.
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            parents[int(stat.parent.name)] = int(fields[1])
+        found, frontier = [postmaster], [postmaster]
+        while frontier:
+            parent = frontier.pop()
+            children = [pid for pid, ppid in parents.items() if ppid == parent]
+            found += children
+            frontier += children
+        return found
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and the kernel still accepts new
+        ones, but nothing answers, as with a database host that hangs or drops off the network."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
     def is_running(self) -> bool:
         try:
             with psycopg.connect(self.admin_dsn, connect_timeout=2):
