@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from app import health
 from app.api import items
 from app.errors import install_error_handlers
+from app.http_cache import ConditionalGetMiddleware
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware, RequestSizeLimitMiddleware
 from app.ratelimit import RateLimitMiddleware
@@ -38,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_body_bytes=settings.max_body_bytes,
         ),
         Middleware(RateLimitMiddleware, runtime=runtime),
+        # Innermost: it sees the route's own answer, and a 304 still counts against the limit.
+        Middleware(ConditionalGetMiddleware, max_age_seconds=settings.http_cache_max_age_seconds),
     ]
     app = FastAPI(
         title="safeguard",

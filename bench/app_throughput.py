@@ -11,6 +11,12 @@ does not route it) and is measured directly only.
 
     python -m bench.app_throughput [--duration 10] [--connections 32] [--threads 2]
                                    [--workers 2] [--rate-limit 1000000/minute] [--json out.json]
+                                   [--only live,read,read-miss,list,write] [--redis-down]
+
+`read` asks for one item over and over (with the item cache, a hit after the first); `read-miss`
+for items at random among MISS_ITEMS seeded rows, so nearly every read misses the cache and
+fills it. `--redis-down` stops Redis after seeding: the app then runs on its breakers, the item
+cache and the rate limiter skipped.
 
 Any non-2xx answer or socket error fails the run (exit 1): a benchmark that measures error
 pages measures nothing.
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench._common import (
@@ -61,6 +68,21 @@ done = function(summary, latency, requests)
     summary.requests, summary.duration, summary.errors.connect, summary.errors.read,
     summary.errors.write, summary.errors.status, summary.errors.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+MISS_ITEMS = 500_000
+# Each wrk thread has its own Lua state: seeded apart, their random ids do not repeat each other.
+_RANDOM_ITEM = """
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("seed", threads)
+end
+init = function(args)
+  math.randomseed(os.time() * 100 + seed)
+end
+request = function()
+  return wrk.format("GET", "/api/v1/items/" .. math.random(FIRST, LAST))
 end
 """
 _POST = """
@@ -229,6 +251,23 @@ def measure(
     return result
 
 
+_ENDPOINTS = ("live", "read", "read-miss", "list", "write")
+
+
+def seed_rows(database_url: str, count: int) -> tuple[int, int]:
+    """`count` items inserted by PostgreSQL itself (through the API it would take minutes)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO items (name) SELECT 'bench ' || n FROM generate_series(1, %s) AS n",
+            (count,),
+        )
+        row = conn.execute(
+            "SELECT min(id), max(id) FROM items WHERE name LIKE 'bench %'"
+        ).fetchone()
+        conn.execute("ANALYZE items")
+    return int(row[0]), int(row[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argument_parser("bench.app_throughput", __doc__)
     parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
@@ -253,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--edge-burst", type=int, default=100_000, help="nginx burst")
     parser.add_argument(
-        "--only", default="", help="comma-separated endpoints (live,read,list,write)"
+        "--only", default="", help=f"comma-separated endpoints ({','.join(_ENDPOINTS)})"
     )
     parser.add_argument(
         "--env",
@@ -268,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="record measured runs with py-spy (collapsed stacks) into this directory; "
         "with --rounds, the last round of each endpoint and path is kept",
+    )
+    parser.add_argument(
+        "--redis-down", action="store_true", help="stop Redis before measuring (after seeding)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     parser.add_argument("--json", type=Path, default=None, help="also write figures here")
@@ -317,17 +359,27 @@ def main(argv: list[str] | None = None) -> int:
         get_script, post_script = root / "get.lua", root / "post.lua"
         get_script.write_text(_DONE)
         post_script.write_text(_POST + _DONE)
+        miss_script = root / "miss.lua"
+        wanted = [name for name in args.only.split(",") if name] or list(_ENDPOINTS)
+        if "read-miss" in wanted:
+            first, last = seed_rows(env["DATABASE_URL"], MISS_ITEMS)
+            random_item = _RANDOM_ITEM.replace("FIRST", str(first)).replace("LAST", str(last))
+            miss_script.write_text(random_item + _DONE)
+        if args.redis_down:
+            redis.stop()
 
         endpoints = {
             "live": ("GET /health/live", "/health/live", get_script),
             "read": ("GET /api/v1/items/{id}", f"/api/v1/items/{seeded[50]}", get_script),
+            "read-miss": ("GET /api/v1/items/{random id}", "/", miss_script),
             "list": ("GET /api/v1/items", "/api/v1/items?limit=20", get_script),
             # Writes last: they grow the table the list counts.
             "write": ("POST /api/v1/items", "/api/v1/items", post_script),
         }
-        wanted = [name for name in args.only.split(",") if name] or list(endpoints)
+        assert list(endpoints) == list(_ENDPOINTS)
         print(
-            f"app: {args.workers} worker(s), RATE_LIMIT={args.rate_limit}; nginx: rendered "
+            f"app: {args.workers} worker(s), RATE_LIMIT={args.rate_limit}, "
+            f"Redis {'down' if args.redis_down else 'up'}, settings {args.env}; nginx: rendered "
             f"config, rate {args.edge_rate}r/s burst {args.edge_burst}; wrk -t{args.threads} "
             f"-c{args.connections} -d{args.duration:g}s after {args.warmup:g}s warm-up",
             flush=True,
