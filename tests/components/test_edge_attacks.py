@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gzip
 import http.client
 import json
 import shutil
@@ -957,6 +958,90 @@ def test_public_load_balancers_keep_the_client_address() -> None:
         assert services["nginx"]["type"] == "LoadBalancer"
         assert services["nginx"]["externalTrafficPolicy"] == "Local"
         assert all("externalTrafficPolicy" not in s for n, s in services.items() if n != "nginx")
+
+
+# --- 8. Compression, and BREACH ------------------------------------------------------------
+
+
+def _large_item(edge: Edge) -> dict[str, Any]:
+    with edge.direct() as c:
+        created = c.post(ITEMS, json={"name": "large", "description": "long text " * 150})
+    assert created.status_code == 201
+    return created.json()
+
+
+def test_json_of_a_kibibyte_or_more_is_gzipped_for_clients_that_accept_it(
+    production: Edge,
+) -> None:
+    item = _large_item(production)
+    path = f"{ITEMS}/{item['id']}"
+    with production.direct() as direct:
+        plain = direct.get(path)
+    assert len(plain.content) >= 1024
+    ask = request_bytes(
+        f"GET {path} HTTP/1.1", f"Host: {production.host}", "Accept-Encoding: gzip",
+        "Connection: close",
+    )  # fmt: skip
+    answer = production.exchange(ask, source="127.0.0.40")
+    assert answer.status_code == 200
+    assert answer.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(answer.body) == plain.content
+    assert len(answer.body) < len(plain.content) / 4
+    assert "Accept-Encoding" in answer.headers.get_list("vary")
+    for name, value in production_security_headers().items():
+        assert answer.headers.get_list(name) == [value], name
+    # nginx weakens the app's strong ETag for the compressed bytes; it still revalidates.
+    assert answer.headers["etag"] == f"W/{plain.headers['etag']}"
+    with production.client("127.0.0.40") as c:
+        revalidated = c.get(path, headers={"If-None-Match": answer.headers["etag"]})
+    assert revalidated.status_code == 304
+
+
+def test_small_answers_and_clients_without_gzip_get_identity(production: Edge) -> None:
+    item = _large_item(production)
+    with production.direct() as direct:
+        tiny = direct.post(ITEMS, json={"name": "tiny"}).json()
+    with production.client("127.0.0.41") as c:
+        small = c.get(f"{ITEMS}/{tiny['id']}", headers={"Accept-Encoding": "gzip"})
+        identity = c.get(f"{ITEMS}/{item['id']}", headers={"Accept-Encoding": "identity"})
+    assert small.status_code == identity.status_code == 200
+    assert len(small.content) < 1024
+    assert "content-encoding" not in small.headers
+    assert "content-encoding" not in identity.headers
+    assert identity.json() == item
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [{"X-API-Key": "some-key"}, {"Authorization": "Bearer token"}, {"Cookie": "session=abc"}],
+    ids=["api-key", "authorization", "cookie"],
+)
+def test_answers_to_requests_with_credentials_are_never_compressed(
+    production: Edge, credential: dict[str, str]
+) -> None:
+    item = _large_item(production)
+    request_id = uuid.uuid4().hex
+    headers = {"Accept-Encoding": "gzip", "X-Request-ID": request_id, **credential}
+    with production.client("127.0.0.42") as c:
+        answer = c.get(f"{ITEMS}/{item['id']}", headers=headers)
+    assert answer.status_code == 200
+    assert "content-encoding" not in answer.headers
+    assert answer.json() == item
+    # Still the whole location's configuration: proxied to the app, the edge's headers.
+    assert production.app.access_line(request_id)["status"] == 200
+    assert answer.headers["x-request-id"] == request_id
+    for name, value in production_security_headers().items():
+        assert answer.headers.get_list(name) == [value], name
+
+
+def test_unknown_paths_count_against_the_edge_rate_limit(production: Edge) -> None:
+    count = 2 * (production.conf.burst + production.conf.rate_per_second)
+    with production.client("127.0.0.43") as c, ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda n: c.get(f"/no-such-page-{n}"), range(count)))
+    statuses = {a.status_code for a in answers}
+    assert statuses == {404, 429}, statuses
+    assert_nginx_error(next(a for a in answers if a.status_code == 404), 404, "not_found")
+    assert_nginx_error(next(a for a in answers if a.status_code == 429), 429, "rate_limited")
 
 
 # --- What held, and must keep holding -------------------------------------------------------
