@@ -23,7 +23,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import db as database
 from app.breaker import CircuitBreaker, CircuitState
-from app.cache import ItemCache
 from app.db import Database, migrate, open_database, wait_for_database
 from app.metrics import Metrics, mark_process_dead
 from app.ratelimit import RateLimiter
@@ -37,11 +36,8 @@ class Resources:
     db: Database
     redis: Redis
     redis_breaker: CircuitBreaker
-    """Wraps every Redis call of a request (rate limiting, the item cache); the health checks
-    go around it."""
+    """Wraps every Redis call of a request (rate limiting); the health checks go around it."""
     limiter: RateLimiter
-    cache: ItemCache | None
-    """None when ITEM_CACHE_TTL_SECONDS is 0."""
 
 
 @dataclass
@@ -109,14 +105,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         except Exception as exc:
             # Redis backs only rate limiting, so the app starts degraded rather than not at all.
             logger.warning("Redis unreachable at start-up, starting degraded: %r", exc)
-        redis_breaker = create_breaker(runtime, "redis")
-        ttl = settings.item_cache_ttl_seconds
         runtime.resources = Resources(
             db=db,
             redis=redis,
-            redis_breaker=redis_breaker,
+            redis_breaker=create_breaker(runtime, "redis"),
             limiter=RateLimiter(settings, redis),
-            cache=ItemCache(redis, redis_breaker, ttl) if ttl else None,
         )
         runtime.metrics.observe_pool(db)
         runtime.started_monotonic = time.monotonic()

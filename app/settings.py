@@ -172,8 +172,7 @@ class Settings(DatabaseSettings):
     circuit_breaker_failures: int = Field(default=5, ge=1, le=1000)
     circuit_breaker_cooldown_seconds: float = Field(default=5.0, gt=0, le=300)
 
-    # Single items in Redis (0: no cache); GET answers' Cache-Control max-age (0: no-cache).
-    item_cache_ttl_seconds: int = Field(default=60, ge=0, le=86_400)
+    # GET answers' Cache-Control max-age (0: no-cache, revalidate each time).
     http_cache_max_age_seconds: int = Field(default=0, ge=0, le=86_400)
 
     rate_limit_enabled: bool = True

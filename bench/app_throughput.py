@@ -13,10 +13,10 @@ does not route it) and is measured directly only.
                                    [--workers 2] [--rate-limit 1000000/minute] [--json out.json]
                                    [--only live,read,read-miss,list,write] [--redis-down]
 
-`read` asks for one item over and over (with the item cache, a hit after the first); `read-miss`
-for items at random among MISS_ITEMS seeded rows, so nearly every read misses the cache and
-fills it. `--redis-down` stops Redis after seeding: the app then runs on its breakers, the item
-cache and the rate limiter skipped.
+`read` asks for one item over and over; `read-miss` for items at random among MISS_ITEMS seeded
+rows (PostgreSQL's buffer cache still holds them all; the item cache in Redis this compared,
+since dropped, missed on nearly every one). `--redis-down` stops Redis after seeding: the app
+then runs on its Redis breaker, rate limiting failing open.
 
 Any non-2xx answer or socket error fails the run (exit 1): a benchmark that measures error
 pages measures nothing.

@@ -1,5 +1,4 @@
-"""/api/v1/items: create, list (limit/offset), get and delete items stored in PostgreSQL; single
-items are read through the Redis cache (app/cache.py) when ITEM_CACHE_TTL_SECONDS is above 0."""
+"""/api/v1/items: create, list (limit/offset), get and delete items stored in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.cache import TOMBSTONE, ItemCache
 from app.db import Database
 from app.errors import AppError, error_responses
 from app.models import DESCRIPTION_MAX, NAME_MAX
@@ -83,13 +81,7 @@ async def get_db(request: Request) -> Database:
     return resources.db
 
 
-async def get_cache(request: Request) -> ItemCache | None:
-    resources = request.app.state.runtime.resources
-    return resources.cache if resources is not None else None
-
-
 Db = Annotated[Database, Depends(get_db)]
-Cache = Annotated[ItemCache | None, Depends(get_cache)]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
 # Every items route may answer 429 (rate limit), 503 (PostgreSQL or the limiter's Redis down)
 # and 422 (invalid path, query or body); documenting them lets clients rely on the envelope.
@@ -117,32 +109,19 @@ async def list_items(
     return ItemPage(items=[ItemOut(**row) for row in rows], total=total, limit=limit, offset=offset)
 
 
-async def get_item(item_id: ItemId, db: Db, cache: Cache) -> Response:
-    # The body is serialized here, not by FastAPI, so that the cached bytes and the fresh ones
-    # are the same bytes (and the same ETag).
-    if cache is not None:
-        cached = await cache.get(item_id)
-        if cached == TOMBSTONE:
-            raise _not_found(item_id)
-        if cached is not None:
-            return Response(cached, media_type="application/json")
+async def get_item(item_id: ItemId, db: Db) -> ItemOut:
     async with db.connection() as connection:
         row = await connection.fetchrow(GET_ITEM, item_id)
     if row is None:
         raise _not_found(item_id)
-    body = ItemOut(**row).model_dump_json().encode()
-    if cache is not None:
-        await cache.fill(item_id, body)
-    return Response(body, media_type="application/json")
+    return ItemOut(**row)
 
 
-async def delete_item(item_id: ItemId, db: Db, cache: Cache) -> Response:
+async def delete_item(item_id: ItemId, db: Db) -> Response:
     async with db.connection() as connection:
         deleted = await connection.fetchval(DELETE_ITEM, item_id)
     if deleted is None:
         raise _not_found(item_id)
-    if cache is not None:
-        await cache.forget(item_id)
     return Response(status_code=204)
 
 
