@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -23,14 +24,19 @@ class RequestContext:
 
 
 request_context: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
+trace_id_source: Callable[[], str | None] | None = None
+"""Set by app.telemetry while tracing is on: the current span's trace id, for every line."""
 
 
 class RequestContextFilter(logging.Filter):
-    """Adds request_id (None outside a request), method and path to every record."""
+    """Adds request_id (None outside a request), method and path to every record, and
+    trace_id (None outside a span) while tracing is on."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         # uvicorn attaches an ANSI-coloured copy of some messages; useless in JSON.
         record.__dict__.pop("color_message", None)
+        if trace_id_source is not None and not hasattr(record, "trace_id"):
+            record.trace_id = trace_id_source()
         context = request_context.get()
         if not hasattr(record, "request_id"):
             record.request_id = context.request_id if context else None

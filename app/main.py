@@ -6,7 +6,10 @@ For route inspection without an environment, pass settings explicitly, e.g.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import FastAPI, Response
+from fastapi.telemetry import TelemetryConfig
 from starlette.middleware import Middleware
 
 from app import health
@@ -20,12 +23,37 @@ from app.runtime import AppRuntime, lifespan
 from app.security import AllowlistCORSMiddleware, cors_options
 from app.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
 METRICS_PATH = "/metrics"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+TELEMETRY_OFF: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "auto_configure": False,
+}
+"""FastAPI's own telemetry with tracing off: nothing, even if something else in the process set
+a global provider or FASTAPI_OTEL_AUTO_CONFIGURE."""
+
+
+def telemetry_config(runtime: AppRuntime) -> TelemetryConfig:
+    return runtime.tracing.fastapi_telemetry() if runtime.tracing else TELEMETRY_OFF
+
+
+def create_app(
+    settings: Settings | None = None, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """The app; `span_exporter`, with tracing on, replaces the exporter the settings name."""
     settings = settings or get_settings()
     runtime = AppRuntime(settings=settings, metrics=Metrics())
+    if settings.tracing_enabled:
+        # Imported only now: with tracing off, no OpenTelemetry module is ever loaded.
+        from app.telemetry import Tracing
+
+        runtime.tracing = Tracing(settings, span_exporter)
     docs = not settings.is_production
     # First in the list is outermost: the request middleware must see every response,
     # CORS must decorate 413/431/429s, and size limits and rate limiting run before routing and
@@ -51,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json",
+        telemetry=telemetry_config(runtime),
     )
     app.state.runtime = runtime
     install_error_handlers(app)

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from redis.asyncio import ConnectionPool, Redis
@@ -27,6 +28,9 @@ from app.db import Database, migrate, open_database, wait_for_database
 from app.metrics import Metrics, mark_process_dead
 from app.ratelimit import RateLimiter
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.telemetry import Tracing
 
 logger = logging.getLogger("app.runtime")
 
@@ -44,6 +48,8 @@ class Resources:
 class AppRuntime:
     settings: Settings
     metrics: Metrics
+    tracing: Tracing | None = None
+    """Set when OTEL_* turn tracing on (app.telemetry)."""
     resources: Resources | None = None
     started: bool = False
     draining: bool = False
@@ -93,6 +99,8 @@ def create_breaker(runtime: AppRuntime, dependency: str) -> CircuitBreaker:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: AppRuntime = app.state.runtime
     settings = runtime.settings
+    if runtime.tracing is not None:
+        runtime.tracing.start()
     redis = create_redis(settings)
     db: Database | None = None
     try:
@@ -124,3 +132,5 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await db.close()
         mark_process_dead()
         logger.info("connections closed")
+        if runtime.tracing is not None:
+            runtime.tracing.stop()

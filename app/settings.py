@@ -182,6 +182,55 @@ class Settings(DatabaseSettings):
     shutdown_delay_seconds: float = Field(default=3.0, ge=0)
     shutdown_drain_seconds: float = Field(default=20.0, ge=0)
 
+    # OpenTelemetry tracing, by the standard variables of the OpenTelemetry specification
+    # (SDK environment variables); see tracing_enabled.
+    otel_sdk_disabled: bool = False
+    otel_traces_exporter: Literal["otlp", "console", "none"] | None = None
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_exporter_otlp_protocol: str = "http/protobuf"
+    otel_exporter_otlp_traces_protocol: str | None = None
+    otel_service_name: str = Field(default="safeguard-app", min_length=1)
+    otel_traces_sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = "parentbased_always_on"
+    otel_traces_sampler_arg: float = Field(default=1.0, ge=0, le=1)
+
+    @field_validator(
+        "otel_traces_exporter",
+        "otel_exporter_otlp_endpoint",
+        "otel_exporter_otlp_traces_endpoint",
+        "otel_exporter_otlp_traces_protocol",
+        mode="before",
+    )
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint")
+    @classmethod
+    def _otlp_endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("otel_exporter_otlp_protocol", "otel_exporter_otlp_traces_protocol")
+    @classmethod
+    def _otlp_protocol(cls, value: str | None) -> str | None:
+        if value is not None and value != "http/protobuf":
+            raise ValueError(
+                f"{value!r} is not supported: the app ships the OTLP exporter over HTTP only, "
+                "use http/protobuf (a collector listens for it on port 4318)"
+            )
+        return value
+
     @field_validator("redis_url", "secret_key", "api_keys", mode="before")
     @classmethod
     def _credential_file(cls, value: object, info: ValidationInfo) -> object:
@@ -255,6 +304,24 @@ class Settings(DatabaseSettings):
     @property
     def rate_limit_item(self) -> RateLimitItem:
         return parse(self.rate_limit)
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """On when OTEL_TRACES_EXPORTER names an exporter or an OTLP endpoint is set; off by
+        default, and whenever OTEL_SDK_DISABLED is true or OTEL_TRACES_EXPORTER is none."""
+        if self.otel_sdk_disabled or self.otel_traces_exporter == "none":
+            return False
+        return self.otel_traces_exporter is not None or bool(
+            self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint
+        )
+
+    @property
+    def otlp_traces_endpoint(self) -> str:
+        """Where spans are sent, as the specification derives it from the two endpoints."""
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        base = self.otel_exporter_otlp_endpoint or "http://localhost:4318"
+        return f"{base.rstrip('/')}/v1/traces"
 
 
 @lru_cache(maxsize=1)

@@ -81,6 +81,16 @@ def test_production_accepts_a_safe_configuration(environment: MakeSettings) -> N
             {"APP_ENV": "production", "SECRET_KEY": "s" * 32, "FORWARDED_ALLOW_IPS": "*"},
             "FORWARDED_ALLOW_IPS",
         ),
+        ({"CIRCUIT_BREAKER_FAILURES": "0"}, "CIRCUIT_BREAKER_FAILURES"),
+        ({"CIRCUIT_BREAKER_COOLDOWN_SECONDS": "0"}, "CIRCUIT_BREAKER_COOLDOWN_SECONDS"),
+        ({"HTTP_CACHE_MAX_AGE_SECONDS": "-1"}, "HTTP_CACHE_MAX_AGE_SECONDS"),
+        ({"OTEL_TRACES_EXPORTER": "jaeger"}, "OTEL_TRACES_EXPORTER"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"),
+        ({"OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER"),
+        ({"OTEL_TRACES_SAMPLER_ARG": "1.5"}, "OTEL_TRACES_SAMPLER_ARG"),
+        ({"OTEL_SERVICE_NAME": ""}, "OTEL_SERVICE_NAME"),
     ],
 )
 def test_invalid_values_are_named(
