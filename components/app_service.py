@@ -13,7 +13,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.common import TMP, TMP_MOUNT, secret_password
-from spec.addresses import network_problem
+from spec.addresses import network_problem, url_problem
 from spec.images import is_pinned_image
 from spec.platform import Platform
 from spec.probes import HttpGet, Probe, Probes
@@ -65,6 +65,16 @@ class AppServiceArgs:
     """Comma-separated API keys (secret); None: the app runs without any."""
     log_level: str = "INFO"
     """LOG_LEVEL."""
+    circuit_breaker_failures: int = 5
+    """CIRCUIT_BREAKER_FAILURES: outages in a row that open a breaker."""
+    circuit_breaker_cooldown_seconds: float = 5.0
+    """CIRCUIT_BREAKER_COOLDOWN_SECONDS."""
+    http_cache_max_age_seconds: int = 0
+    """HTTP_CACHE_MAX_AGE_SECONDS: max-age of the API's GET answers (0: no-cache)."""
+    otlp_endpoint: str | None = None
+    """OTEL_EXPORTER_OTLP_ENDPOINT: tracing on, towards this collector; None: off."""
+    trace_sample_ratio: float = 1.0
+    """OTEL_TRACES_SAMPLER_ARG of parentbased_traceidratio."""
     build_context: Path | None = None
     """Build the image from this directory's app/Dockerfile instead of pulling `image`;
     relative paths are relative to the project directory, where Pulumi runs the program."""
@@ -87,6 +97,14 @@ class AppServiceArgs:
             problems.append("autoscale_max must be at least replicas")
         if "*" in self.allowed_origins:
             problems.append("allowed_origins must list origins, never '*'")
+        if self.circuit_breaker_failures < 1 or self.circuit_breaker_cooldown_seconds <= 0:
+            problems.append("circuit breaker: failures at least 1, cooldown above 0")
+        if self.http_cache_max_age_seconds < 0:
+            problems.append("http_cache_max_age_seconds must not be negative")
+        if not 0 <= self.trace_sample_ratio <= 1:
+            problems.append("trace_sample_ratio must be within 0..1")
+        if self.otlp_endpoint is not None and (p := url_problem(self.otlp_endpoint)) is not None:
+            problems.append(f"otlp_endpoint {p}")
         problems += [p for n in self.trusted_proxies if (p := network_problem(n)) is not None]
         if problems:
             raise ValueError("AppServiceArgs: " + "; ".join(problems))
@@ -163,7 +181,17 @@ def _service(
         # Stated here, not left to the app's defaults: the stop grace period is derived from them.
         "SHUTDOWN_DELAY_SECONDS": str(SHUTDOWN_DELAY_SECONDS),
         "SHUTDOWN_DRAIN_SECONDS": str(SHUTDOWN_DRAIN_SECONDS),
+        "CIRCUIT_BREAKER_FAILURES": str(args.circuit_breaker_failures),
+        "CIRCUIT_BREAKER_COOLDOWN_SECONDS": f"{args.circuit_breaker_cooldown_seconds:g}",
+        "HTTP_CACHE_MAX_AGE_SECONDS": str(args.http_cache_max_age_seconds),
     }
+    if args.otlp_endpoint is not None:
+        env |= {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp_endpoint,
+            "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment={args.environment}",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": f"{args.trace_sample_ratio:g}",
+        }
     secrets: dict[str, pulumi.Input[str]] = {
         "DATABASE_URL": pulumi.Output.secret(args.database_url),
         "REDIS_URL": pulumi.Output.secret(args.redis_url),

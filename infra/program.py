@@ -189,6 +189,11 @@ def run(settings: Settings) -> None:
             allowed_origins=settings.app.allowed_origins,
             trusted_proxies=settings.edge.internal_network,
             log_level=settings.app.log_level,
+            circuit_breaker_failures=settings.app.circuit_breaker.failures,
+            circuit_breaker_cooldown_seconds=settings.app.circuit_breaker.cooldown_seconds,
+            http_cache_max_age_seconds=settings.app.http_cache_max_age_seconds,
+            otlp_endpoint=settings.app.tracing.otlp_endpoint,
+            trace_sample_ratio=settings.app.tracing.sample_ratio,
             after=(database, cache),
         ),
     )

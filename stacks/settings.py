@@ -224,6 +224,7 @@ MirrorPrefix = Annotated[str, _checked(mirror_problem)]
 HostName = Annotated[str, _checked(host_name_problem)]
 Origin = Annotated[str, _checked(origin_problem)]
 Network = Annotated[str, _checked(network_problem)]
+Url = Annotated[str, _checked(url_problem)]
 ObjectName = Annotated[
     str,
     _checked(dns_subdomain_problem),
@@ -334,6 +335,24 @@ def _image_optional_with_build(schema: dict[str, Any]) -> None:
     schema["else"] = {"required": ["image"]}
 
 
+class CircuitBreakerSettings(_Section):
+    """The app's circuit breakers around PostgreSQL and Redis (CIRCUIT_BREAKER_*)."""
+
+    failures: int = Field(default=5, ge=1, le=1000)
+    """Outages in a row that open a breaker."""
+    cooldown_seconds: float = Field(default=5.0, gt=0, le=300, strict=False)
+    """How long an open breaker refuses calls before one trial goes through."""
+
+
+class TracingSettings(_Section):
+    """OpenTelemetry tracing of the app (the OTEL_* variables); off without an endpoint."""
+
+    otlp_endpoint: Url | None = None
+    """A collector's OTLP/HTTP receiver, http(s)://host:4318 (spans go to <it>/v1/traces)."""
+    sample_ratio: float = Field(default=1.0, ge=0, le=1, strict=False)
+    """Share of new traces kept (parentbased_traceidratio); a caller's decision is followed."""
+
+
 class AppSettings(_Section):
     """The FastAPI workload."""
 
@@ -352,6 +371,10 @@ class AppSettings(_Section):
     allowed_origins: Origins = ()
     """Browser origins allowed by CORS, scheme://host[:port] each; never '*'."""
     resources: AppCompute = AppCompute()
+    circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
+    http_cache_max_age_seconds: int = Field(default=0, ge=0, le=86_400)
+    """Cache-Control max-age of the API's GET answers (0: no-cache, clients revalidate)."""
+    tracing: TracingSettings = TracingSettings()
 
 
 class OffsiteSettings(_Section):
@@ -1088,6 +1111,8 @@ _SHAPES = {
 }
 _TYPES = {
     "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
     "bool_type": "must be true or false",
     "string_type": "must be a string",
 }
@@ -1099,6 +1124,8 @@ def _expected(kind: str, context: Mapping[str, Any]) -> str | None:
         return "must be one of " + context["expected"].replace("'", "").replace(" or ", ", ")
     if kind == "greater_than_equal":
         return f"must be at least {context['ge']}"
+    if kind == "greater_than":
+        return f"must be more than {context['gt']}"
     if kind == "less_than_equal":
         return f"must be at most {context['le']}"
     return _TYPES.get(kind)

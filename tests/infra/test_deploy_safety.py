@@ -8,15 +8,19 @@ it in-process with every resource's final options, before the mock monitor sees 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
+from app.settings import Settings as AppSettings
 from infra.offline.runtime import StackRun, run_program, stack_config
-from tests.support.mocks import KUBERNETES_STACKS, STACKS, unwrap
+from tests.support.mocks import KUBERNETES_STACKS, STACKS, build_stack, unwrap
+from tests.support.servers import REPO_ROOT
 
 _WORKLOADS = ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet")
 _DURATION = re.compile(r"(\d+)([hms])")
@@ -94,3 +98,57 @@ def test_no_resource_skips_the_await_logic(stack: str) -> None:
     for resource in result.resources:
         for found in _annotations(unwrap(resource.inputs)):
             assert "pulumi.com/skipAwait" not in found, resource.name
+
+
+# --- the app's safeguards, per stack ----------------------------------------------------------
+
+
+def _rendered_app_env(run: Any) -> dict[str, str]:
+    for resource in run.resources:
+        inputs = unwrap(resource.inputs)
+        if resource.kind == "ConfigMap" and inputs["metadata"]["name"] == "app-app-env":
+            return dict(inputs["data"])
+        if resource.kind == "Container" and inputs["name"].endswith("-app"):
+            return dict(entry.split("=", 1) for entry in inputs["envs"])
+    raise AssertionError("the stack has no app container")
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_each_stack_gives_the_app_its_breaker_cache_and_tracing_settings(stack: str) -> None:
+    app = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())["config"][
+        "safeguard:app"
+    ]
+    env = _rendered_app_env(build_stack(stack))
+    # The app's own reading of the rendered environment, not a copy of its defaults.
+    settings = AppSettings(
+        database_url="postgresql://u:p@h/db",
+        redis_url="redis://h",
+        **{k.lower(): v for k, v in env.items() if k.startswith(("CIRCUIT_", "HTTP_", "OTEL_"))},
+    )
+
+    assert settings.circuit_breaker_failures == app["circuitBreaker"]["failures"]
+    assert settings.circuit_breaker_cooldown_seconds == app["circuitBreaker"]["cooldownSeconds"]
+    assert settings.http_cache_max_age_seconds == app["httpCacheMaxAgeSeconds"]
+    # No stack names a collector yet, so tracing stays off everywhere.
+    assert "otlpEndpoint" not in app.get("tracing", {})
+    assert not settings.tracing_enabled
+
+
+def test_a_collector_turns_tracing_on_with_the_stack_s_sample_ratio() -> None:
+    tracing = {"otlpEndpoint": "http://collector.observability:4318", "sampleRatio": 0.1}
+    stack_file = yaml.safe_load((REPO_ROOT / "Pulumi.production.yaml").read_text())
+    app = {**stack_file["config"]["safeguard:app"], "tracing": tracing}
+    env = _rendered_app_env(build_stack("production", app=json.dumps(app)))
+    settings = AppSettings(
+        database_url="postgresql://u:p@h/db",
+        redis_url="redis://h",
+        **{k.lower(): v for k, v in env.items() if k.startswith("OTEL_")},
+    )
+
+    assert settings.tracing_enabled
+    assert settings.otlp_traces_endpoint == "http://collector.observability:4318/v1/traces"
+    assert (settings.otel_traces_sampler, settings.otel_traces_sampler_arg) == (
+        "parentbased_traceidratio",
+        0.1,
+    )
+    assert env["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.environment=production"

@@ -273,6 +273,31 @@ def test_a_misspelled_namespace_of_keys_is_refused() -> None:
             "safeguard:app.allowedOrigins[0]: 'https://staging.safeguard.example.com/' is not an "
             "origin",
         ),
+        (
+            "app",
+            {"image": RELEASE, "circuitBreaker": {"failures": 0}},
+            "safeguard:app.circuitBreaker.failures: must be at least 1, got 0",
+        ),
+        (
+            "app",
+            {"image": RELEASE, "circuitBreaker": {"cooldownSeconds": 0}},
+            "safeguard:app.circuitBreaker.cooldownSeconds: must be more than 0",
+        ),
+        (
+            "app",
+            {"image": RELEASE, "httpCacheMaxAgeSeconds": -1},
+            "safeguard:app.httpCacheMaxAgeSeconds: must be at least 0, got -1",
+        ),
+        (
+            "app",
+            {"image": RELEASE, "tracing": {"otlpEndpoint": "collector:4318"}},
+            "safeguard:app.tracing.otlpEndpoint: must be an http(s) URL",
+        ),
+        (
+            "app",
+            {"image": RELEASE, "tracing": {"sampleRatio": 2}},
+            "safeguard:app.tracing.sampleRatio: must be at most 1.0, got 2",
+        ),
     ],
 )
 def test_values_kubernetes_or_the_servers_would_refuse_are_refused_by_key(
