@@ -16,7 +16,9 @@ does not route it) and is measured directly only.
 `read` asks for one item over and over; `read-miss` for items at random among MISS_ITEMS seeded
 rows (PostgreSQL's buffer cache still holds them all; the item cache in Redis this compared,
 since dropped, missed on nearly every one). `--redis-down` stops Redis after seeding: the app
-then runs on its Redis breaker, rate limiting failing open.
+then runs on its Redis breaker, rate limiting failing open. `--otlp-sink` turns tracing on
+(OTEL_EXPORTER_OTLP_ENDPOINT) towards a loopback receiver that accepts every export and keeps
+nothing, so its cost is the app's: spans made, batched, encoded and sent.
 
 Any non-2xx answer or socket error fails the run (exit 1): a benchmark that measures error
 pages measures nothing.
@@ -25,11 +27,13 @@ pages measures nothing.
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,6 +258,30 @@ def measure(
 _ENDPOINTS = ("live", "read", "read-miss", "list", "write")
 
 
+class _Sink(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver that accepts every export (an empty protobuf answer is a valid
+    ExportTraceServiceResponse) and counts them."""
+
+    exports = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).exports += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def start_otlp_sink() -> tuple[http.server.ThreadingHTTPServer, str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def seed_rows(database_url: str, count: int) -> tuple[int, int]:
     """`count` items inserted by PostgreSQL itself (through the API it would take minutes)."""
     with psycopg.connect(database_url) as conn:
@@ -311,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--redis-down", action="store_true", help="stop Redis before measuring (after seeding)"
     )
+    parser.add_argument(
+        "--otlp-sink", action="store_true", help="trace every request to a loopback OTLP sink"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     parser.add_argument("--json", type=Path, default=None, help="also write figures here")
     args = parser.parse_args(argv)
@@ -327,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     # Output goes to files: a pipe nobody reads would fill up and stall the app mid-run.
     app_server, edge_server = ServerProcess(root, "app"), ServerProcess(root, "nginx")
     results: list[Result] = []
+    sink = None
+    if args.otlp_sink:
+        sink, endpoint = start_otlp_sink()
+        args.env.append(f"OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}")
     try:
         postgres.init()
         postgres.start()
@@ -393,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         edge_server.stop(30)
         app_server.stop(30)
+        if sink is not None:
+            print(f"OTLP sink received {_Sink.exports} export(s)")
+            sink.shutdown()
         redis.stop()
         postgres.stop()
         shutil.rmtree(postgres.root, ignore_errors=True)
