@@ -50,7 +50,8 @@ def create_app(
     settings = settings or get_settings()
     runtime = AppRuntime(settings=settings, metrics=Metrics())
     if settings.tracing_enabled:
-        # Imported only now: with tracing off, no OpenTelemetry module is ever loaded.
+        # Imported only now: with tracing off, the SDK, the exporters and the
+        # instrumentations are never loaded.
         from app.telemetry import Tracing
 
         runtime.tracing = Tracing(settings, span_exporter)

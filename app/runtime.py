@@ -22,9 +22,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app import db as database
 from app.breaker import CircuitBreaker, CircuitState
 from app.db import Database, migrate, open_database, wait_for_database
+from app.db import is_outage as is_database_outage
 from app.metrics import Metrics, mark_process_dead
 from app.ratelimit import RateLimiter
 from app.settings import Settings
@@ -84,7 +84,7 @@ def is_redis_outage(error: BaseException) -> bool:
 
 def create_breaker(runtime: AppRuntime, dependency: str) -> CircuitBreaker:
     settings = runtime.settings
-    outage = {"postgres": database.is_outage, "redis": is_redis_outage}[dependency]
+    outage = {"postgres": is_database_outage, "redis": is_redis_outage}[dependency]
     runtime.metrics.observe_circuit(dependency, CircuitState.CLOSED)
     return CircuitBreaker(
         dependency,
