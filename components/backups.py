@@ -24,7 +24,7 @@ from spec.offsite import (
     endpoint_problem,
     prefix_problem,
 )
-from spec.schedule import longest_gap
+from spec.schedule import longest_gap, recurring_schedule_problem
 from spec.service import Compute, Container, ScheduledJob
 from spec.volumes import DataVolume, Mount, ScratchVolume, SharedVolume
 
@@ -136,10 +136,8 @@ class BackupPolicy:
 
 
 def _check_schedule(owner: str, schedule: str) -> None:
-    try:
-        longest_gap(schedule)
-    except ValueError as refused:
-        raise ValueError(f"{owner}: schedule {refused}") from None
+    if problem := recurring_schedule_problem(schedule):
+        raise ValueError(f"{owner}: schedule {problem}")
 
 
 def max_age_seconds(schedule: str) -> int:

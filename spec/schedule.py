@@ -31,12 +31,12 @@ _DESCRIPTORS = {
     "@hourly": "0 * * * *",
 }
 # Go's time.ParseDuration: a sequence of decimal numbers, each with a unit; "0" alone is allowed.
-_GO_DURATION = re.compile(r"^[-+]?(0|(([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$")
+_GO_DURATION_PART = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_DURATION = re.compile(rf"^[-+]?(0|({_GO_DURATION_PART.pattern})+)$")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 # strconv.Atoi: an optional sign and decimal digits, within int64.
 _GO_INT = re.compile(r"^[-+]?[0-9]+$")
 _INT64_MAX = 2**63 - 1
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-_GO_DURATION_PART = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 _YEARS_FOLLOWED = 8
 """Runs are followed over eight calendar years: two leap days, so a schedule of the 29th of
 February has two runs to measure between."""
@@ -67,16 +67,35 @@ class _Refused(ValueError):
 
 def schedule_problem(schedule: str) -> str | None:
     """Why a CronJob cannot have `schedule` (None if it can)."""
+    try:
+        _accepted(schedule)
+    except _Refused as refused:
+        return str(refused)
+    return None
+
+
+def recurring_schedule_problem(schedule: str) -> str | None:
+    """Why `schedule` cannot time a recurring job: a CronJob cannot have it, or it runs less
+    than twice in eight years (None if it can)."""
+    try:
+        longest_gap(schedule)
+    except ValueError as refused:
+        return str(refused)
+    return None
+
+
+def _accepted(schedule: str) -> _Fields | timedelta:
+    """`schedule` parsed as the API server and the CronJob controller take it; _Refused, with
+    the whole message, when they would not."""
     if "TZ" in schedule:
-        return (
+        raise _Refused(
             f"{schedule!r}: Kubernetes refuses TZ or CRON_TZ in a CronJob schedule; write the "
             "time in the cluster's time zone"
         )
     try:
-        _parse(schedule)
+        return _parse(schedule)
     except _Refused as refused:
-        return f"{schedule!r} is not a cron schedule: {refused}"
-    return None
+        raise _Refused(f"{schedule!r} is not a cron schedule: {refused}") from None
 
 
 @dataclass(frozen=True)
@@ -106,9 +125,7 @@ def longest_gap(schedule: str) -> timedelta:
     runs in (no daylight saving counted). @every follows robfig/cron's `Every`: whole seconds,
     one at least. ValueError, naming the schedule, when a CronJob cannot have it or it runs less
     than twice in eight years."""
-    if problem := schedule_problem(schedule):
-        raise ValueError(problem)
-    parsed = _parse(_DESCRIPTORS.get(schedule, schedule))
+    parsed = _accepted(schedule)  # _Refused is a ValueError
     if isinstance(parsed, timedelta):
         return max(timedelta(seconds=int(parsed.total_seconds())), timedelta(seconds=1))
     times = sorted(hour * 60 + minute for hour in parsed.hours for minute in parsed.minutes)
@@ -125,13 +142,14 @@ def longest_gap(schedule: str) -> timedelta:
     return timedelta(minutes=max(gaps))
 
 
-def _parse(spec: str) -> _Fields | timedelta | None:
-    """The fields of `spec`, or an @every's interval; None for a descriptor."""
+def _parse(spec: str) -> _Fields | timedelta:
+    """The fields of `spec` (a descriptor's as parseDescriptor sets them), or an @every's
+    interval."""
     if not spec:
         raise _Refused("it is empty")
     if spec.startswith("@"):
         if spec in _DESCRIPTORS:
-            return None
+            return _parse(_DESCRIPTORS[spec])
         every = spec.removeprefix("@every ")
         if spec.startswith("@every ") and _GO_DURATION.match(every):
             return _go_duration(every)

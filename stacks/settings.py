@@ -68,7 +68,7 @@ from spec.offsite import (
 )
 from spec.quantity import PATTERN as QUANTITY_PATTERN
 from spec.quantity import cpu_cores, memory_mb, parse
-from spec.schedule import longest_gap
+from spec.schedule import recurring_schedule_problem
 
 NAMESPACE = "safeguard"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -208,16 +208,7 @@ Size = Annotated[
 ]
 
 
-def _schedule_problem(schedule: str) -> str | None:
-    # A schedule a CronJob refuses, or one that (almost) never runs: its longest gap says both.
-    try:
-        longest_gap(schedule)
-    except ValueError as refused:
-        return str(refused)
-    return None
-
-
-Schedule = Annotated[str, _checked(_schedule_problem)]
+Schedule = Annotated[str, _checked(recurring_schedule_problem)]
 Image = Annotated[str, _checked(image_problem)]
 Registry = Annotated[str, _checked(registry_problem)]
 MirrorPrefix = Annotated[str, _checked(mirror_problem)]
