@@ -25,11 +25,8 @@ import collections
 import contextlib
 import difflib
 import json
-import os
 import queue
-import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent import futures
@@ -39,14 +36,19 @@ from types import TracebackType
 from typing import Any, Final, Literal
 
 import grpc
-import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2_grpc, plugin_pb2
 
+from infra.offline.launch import (
+    PYTHON_HINT,
+    Launcher,
+    PackLaunch,
+    PolicyPackError,
+    StartedPack,
+)
 from infra.offline.wire import SECRET_SIG, SIG_KEY
 
 EnforcementLevel = Literal["advisory", "mandatory", "remediate", "disabled"]
-Launcher = Literal["language-host", "shim", "script"]
 _LEVELS: Final[Mapping[str, int]] = {
     "advisory": analyzer_pb2.ADVISORY,
     "mandatory": analyzer_pb2.MANDATORY,
@@ -65,10 +67,6 @@ _CHANNEL_OPTIONS: Final = [
     ("grpc.max_receive_message_length", _MAX_MESSAGE),
     ("grpc.max_send_message_length", _MAX_MESSAGE),
 ]
-
-
-class PolicyPackError(RuntimeError):
-    """The pack failed to start, or a call to it failed; the message carries its stderr."""
 
 
 @dataclass(frozen=True)
@@ -379,70 +377,6 @@ def _internal_keys_skipped(properties: Mapping[str, Any]) -> Mapping[str, Any]:
     return {k: v for k, v in properties.items() if not str(k).startswith("__")}
 
 
-# --- how the CLI starts the pack -------------------------------------------------------------
-
-
-def pack_project(pack_dir: Path) -> dict[str, Any]:
-    """PulumiPolicy.yaml of the pack, as the CLI loads it (workspace.LoadPolicyPack)."""
-    path = pack_dir / "PulumiPolicy.yaml"
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise PolicyPackError(
-            f"{pack_dir} has no PulumiPolicy.yaml; is it a policy pack?"
-        ) from None
-    except yaml.YAMLError as error:
-        raise PolicyPackError(f"{path} is not valid YAML: {error}") from error
-    if not isinstance(loaded, dict):
-        raise PolicyPackError(f"{path} must be a mapping")
-    return loaded
-
-
-def _runtime_options(project: Mapping[str, Any]) -> dict[str, Any]:
-    runtime = project.get("runtime")
-    options = runtime.get("options") if isinstance(runtime, Mapping) else None
-    return dict(options) if isinstance(options, Mapping) else {}
-
-
-def language_host_python(pack_dir: Path, project: Mapping[str, Any]) -> str:
-    """The interpreter the Python language host picks for a pack since CLI 3.221
-    (pulumi/pulumi@v3.259.0:sdk/python/cmd/pulumi-language-python/main.go#parseOptions, with no
-    default virtualenv for analyzers; sdk/python/toolchain/toolchain.go#ResolveToolchain;
-    sdk/python/toolchain/pip.go#CommandPath)."""
-    options = _runtime_options(project)
-    toolchain = options.get("toolchain", "")
-    if toolchain not in ("", "pip"):
-        raise PolicyPackError(f"the {toolchain} toolchain of {pack_dir} is not emulated here")
-    if not toolchain:
-        for directory in (pack_dir, *pack_dir.parents):
-            for lock in ("uv.lock", "poetry.lock"):
-                if (directory / lock).is_file():
-                    raise PolicyPackError(
-                        f"{directory / lock} makes the CLI run the pack with "
-                        f"{lock.split('.')[0]}, which is not emulated here"
-                    )
-    if options.get("virtualenv"):
-        return str(pack_dir / str(options["virtualenv"]) / "bin" / "python")
-    names = [os.environ["PULUMI_PYTHON_CMD"]] if os.environ.get("PULUMI_PYTHON_CMD") else []
-    for name in names or ["python3", "python"]:
-        found = shutil.which(name)
-        if found:
-            return found
-    raise PolicyPackError(
-        "no python3 on PATH: the CLI runs the pack with python3 (or PULUMI_PYTHON_CMD) from PATH"
-    )
-
-
-def shim_python(pack_dir: Path, project: Mapping[str, Any]) -> str:
-    """The interpreter `pulumi-analyzer-policy-python` runs (pulumi/pulumi@v3.220.0:
-    sdk/python/dist/pulumi-analyzer-policy-python): the `virtualenv` option's python, else
-    `${PULUMI_PYTHON_CMD:-python3}`."""
-    virtualenv = _runtime_options(project).get("virtualenv")
-    if virtualenv:
-        return str(pack_dir / str(virtualenv) / "bin" / "python")
-    return os.environ.get("PULUMI_PYTHON_CMD") or "python3"
-
-
 # --- the engine side -------------------------------------------------------------------------
 
 
@@ -458,12 +392,6 @@ class _EngineServicer(engine_pb2_grpc.EngineServicer):
         with self._lock:
             self.records.append(LogRecord(severity, request.message, request.urn))
         return empty_pb2.Empty()
-
-
-def _drain(stream: Any, sink: queue.Queue[str | None]) -> None:
-    for line in iter(stream.readline, b""):
-        sink.put(line.decode(errors="replace"))
-    sink.put(None)
 
 
 class PolicyPackProcess:
@@ -490,7 +418,18 @@ class PolicyPackProcess:
         ConfigureStack carries it. `launcher` picks how the CLI starts the pack (see the
         module docstring); "script" runs `python -u <pack_dir>/__main__.py` from the current
         directory instead. `python` overrides the interpreter the launcher would pick."""
-        self.pack_dir = Path(pack_dir).resolve()
+        self.launch = PackLaunch(
+            pack_dir=pack_dir,
+            project=project,
+            stack=stack,
+            organization=organization,
+            dry_run=dry_run,
+            config=config or {},
+            launcher=launcher,
+            python=python,
+        )
+        """How the pack is started: `start` checks a pack started beforehand against it."""
+        self.pack_dir = self.launch.pack_dir
         self.project = project
         self.stack = stack
         self.organization = organization
@@ -501,15 +440,12 @@ class PolicyPackProcess:
         self._launcher = launcher
         self._startup_timeout = startup_timeout
         self._call_timeout = call_timeout
-        self._python = python
         self._engine = _EngineServicer()
         self._engine_server: grpc.Server | None = None
-        self._process: subprocess.Popen[bytes] | None = None
+        self._started: StartedPack | None = None
+        self._address = ""
         self._channel: grpc.Channel | None = None
         self._stub: analyzer_pb2_grpc.AnalyzerStub | None = None
-        self._stdout: queue.Queue[str | None] = queue.Queue()
-        self._stderr_lines: list[str] = []
-        self._stderr_thread: threading.Thread | None = None
         self._info: AnalyzerInfo | None = None
         self._project_version = ""
         self.command: list[str] = []
@@ -535,91 +471,52 @@ class PolicyPackProcess:
     ) -> None:
         self.stop()
 
-    def start(self) -> None:
-        """Starts the pack as the CLI does and makes the calls the engine makes before any
-        resource: [Handshake], ConfigureStack and GetPluginInfo."""
-        if self._process is not None:
+    def start(self, started: StartedPack | None = None) -> None:
+        """Starts the pack as the CLI does, or adopts `started` (from `self.launch.start()`,
+        made before the caller imported what it needs meanwhile), and makes the calls the
+        engine makes before any resource: [Handshake], ConfigureStack and GetPluginInfo."""
+        if self._started is not None and self._started.process.poll() is None:
             raise PolicyPackError("the policy pack is already started")
-        if not (self.pack_dir / "__main__.py").is_file():
-            raise PolicyPackError(f"{self.pack_dir} has no __main__.py; is it a policy pack?")
+        if started is not None and started.launch != self.launch:
+            raise ValueError(f"{started.launch} was started, not {self.launch}")
         try:
-            project = pack_project(self.pack_dir) if self._launcher != "script" else {}
+            self._started = started or self.launch.start()
+            self.command = self._started.command
             # analyzer_plugin.go#NewPolicyAnalyzer keeps PulumiPolicy.yaml's version; it
             # replaces the pack's own in GetAnalyzerInfo and in every diagnostic.
-            self._project_version = str(project.get("version") or "")
-            engine_address = self._start_engine()
-            self._spawn(engine_address, project)
+            self._project_version = str(self._started.project.get("version") or "")
+            self._start_engine(self._started)
             port = self._read_port()
             # The engine's limit (400 MiB) rather than gRPC's 4 MiB: a large stack's
             # AnalyzeStack request, or the diagnostics of a large batch, exceed the default.
-            self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_CHANNEL_OPTIONS)
+            self._address = f"127.0.0.1:{port}"
+            self._channel = grpc.insecure_channel(self._address, options=_CHANNEL_OPTIONS)
             try:
                 grpc.channel_ready_future(self._channel).result(timeout=self._startup_timeout)
             except grpc.FutureTimeoutError:
                 raise PolicyPackError(self._failure(f"did not accept gRPC on {port}")) from None
             self._stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
-            self._first_calls(engine_address)
+            self._first_calls(self._started.engine_address)
         except BaseException:
             self.stop()
             raise
 
-    def _start_engine(self) -> str:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    def _start_engine(self, started: StartedPack) -> None:
+        """The engine's service on the address the pack was given (see `launch`)."""
+        # so_reuseport is gRPC's default on Linux; said here because the reservation needs it.
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=2), options=[("grpc.so_reuseport", 1)]
+        )
         engine_pb2_grpc.add_EngineServicer_to_server(self._engine, server)
-        port = server.add_insecure_port("127.0.0.1:0")
+        try:
+            server.add_insecure_port(started.engine_address)
+        except RuntimeError as error:
+            raise PolicyPackError(
+                f"cannot serve the engine on {started.engine_address}: {error}"
+            ) from error
         server.start()
         self._engine_server = server
-        return f"127.0.0.1:{port}"
-
-    def _stack_env(self) -> dict[str, str]:
-        # Only the non-empty ones: pulumi/pulumi@v3.259.0:sdk/python/cmd/
-        # pulumi-language-python/main.go#RunPlugin (maybeAppendEnv), and pulumi/pulumi@v3.220.0:
-        # sdk/go/common/resource/plugin/analyzer_plugin.go#constructEnv before 3.221.
-        values = {
-            "PULUMI_ORGANIZATION": self.organization,
-            "PULUMI_PROJECT": self.project,
-            "PULUMI_STACK": self.stack,
-            "PULUMI_DRY_RUN": "true" if self.dry_run else "false",
-            "PULUMI_CONFIG": json.dumps(self._config) if self._config else "",
-        }
-        return {k: v for k, v in values.items() if v}
-
-    def _spawn(self, engine_address: str, project: Mapping[str, Any]) -> None:
-        if self._launcher == "language-host":
-            python = self._python or language_host_python(self.pack_dir, project)
-            command = [python, "-u", "-m", "pulumi.policy", engine_address, str(self.pack_dir)]
-            # The language host puts the stack's variables first and the CLI's whole environment
-            # after them; Go's exec keeps the last of duplicate keys.
-            env = {**self._stack_env(), **os.environ}
-            cwd = self.pack_dir
-        elif self._launcher == "shim":
-            python = self._python or shim_python(self.pack_dir, project)
-            command = [python, "-u", "-m", "pulumi.policy", engine_address, "."]
-            env = {**os.environ, **self._stack_env()}
-            cwd = self.pack_dir
-        else:
-            command = [self._python or sys.executable, "-u", str(self.pack_dir / "__main__.py")]
-            env = {**os.environ, **self._stack_env()}
-            cwd = Path.cwd()
-        self.command = command
-        try:
-            self._process = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env={**env, "PYTHONUNBUFFERED": "1"},
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        except OSError as error:
-            raise PolicyPackError(
-                f"cannot start the policy pack with {command[0]}: {error}; {_PYTHON_HINT}"
-            ) from error
-        threading.Thread(
-            target=_drain, args=(self._process.stdout, self._stdout), daemon=True
-        ).start()
-        self._stderr_thread = threading.Thread(target=self._collect_stderr, daemon=True)
-        self._stderr_thread.start()
+        started.release_engine_port()
 
     def _first_calls(self, engine_address: str) -> None:
         if self._launcher == "shim":
@@ -650,14 +547,10 @@ class PolicyPackProcess:
         info: plugin_pb2.PluginInfo = self._call("GetPluginInfo", empty_pb2.Empty())
         self.plugin_version = info.version
 
-    def _collect_stderr(self) -> None:
-        assert self._process is not None and self._process.stderr is not None
-        for line in iter(self._process.stderr.readline, b""):
-            self._stderr_lines.append(line.decode(errors="replace"))
-
     def _read_port(self) -> int:
         try:
-            line = self._stdout.get(timeout=self._startup_timeout)
+            assert self._started is not None
+            line = self._started.stdout.get(timeout=self._startup_timeout)
         except queue.Empty:
             raise PolicyPackError(self._failure("did not print its port in time")) from None
         if line is None:
@@ -672,7 +565,7 @@ class PolicyPackProcess:
     @property
     def stderr(self) -> str:
         """Everything the pack wrote to stderr so far."""
-        return "".join(self._stderr_lines)
+        return self._started.stderr if self._started is not None else ""
 
     @property
     def logs(self) -> list[LogRecord]:
@@ -680,25 +573,26 @@ class PolicyPackProcess:
         return list(self._engine.records)
 
     def _failure(self, what: str, *, exiting: bool = False) -> str:
-        process = self._process
-        if process is not None:
+        started = self._started
+        code = None
+        stderr = ""
+        if started is not None:
             if exiting:
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=5)
-            if process.poll() is not None and self._stderr_thread is not None:
-                # The process is gone: let the reader finish so the whole stderr is shown.
-                self._stderr_thread.join(timeout=5)
-        code = process.poll() if process is not None else None
+                    started.process.wait(timeout=5)
+            stderr = started.stderr_when_gone()
+            code = started.process.poll()
         status = f" (exit code {code})" if code is not None else ""
-        stderr = self.stderr.strip() or "(nothing on stderr)"
-        hint = f"\n{_PYTHON_HINT}" if "ModuleNotFoundError" in stderr else ""
+        stderr = stderr.strip() or "(nothing on stderr)"
+        hint = f"\n{PYTHON_HINT}" if "ModuleNotFoundError" in stderr else ""
         python = f" with {self.command[0]}" if self.command else ""
         return f"policy pack {self.pack_dir}{python} {what}{status}; its stderr:\n{stderr}{hint}"
 
     def stop(self) -> None:
         """Sends Cancel (as the engine does on shutdown), then stops the pack process and the
         engine service; safe to call more than once."""
-        if self._stub is not None and self._process is not None and self._process.poll() is None:
+        started = self._started
+        if self._stub is not None and started is not None and started.process.poll() is None:
             # pkg/host/host.go#SignalCancellation; UNIMPLEMENTED and a pack already gone are fine.
             with contextlib.suppress(grpc.RpcError):
                 self._record("Cancel")
@@ -707,18 +601,8 @@ class PolicyPackProcess:
             self._channel.close()
             self._channel = None
         self._stub = None
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if process is not None:
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
+        if started is not None:
+            started.stop()
         if self._engine_server is not None:
             self._engine_server.stop(grace=None)
             self._engine_server = None
@@ -1028,10 +912,3 @@ class PolicyPackProcess:
                 if urns
             },
         )
-
-
-_PYTHON_HINT: Final = (
-    "The CLI runs a Python pack with python3 (or PULUMI_PYTHON_CMD) from PATH, no virtualenv: "
-    "it needs Python 3.10 or newer with policies/requirements.txt installed (activate the "
-    "virtualenv that has them, or set PULUMI_PYTHON_CMD to its python)."
-)

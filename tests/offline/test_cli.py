@@ -154,6 +154,32 @@ def test_checking_manifests_imports_neither_the_program_nor_its_settings() -> No
     assert not program & modules
 
 
+def test_checking_manifests_starts_its_packs_before_importing_grpc_or_the_sdk(
+    manifests: Path,
+) -> None:
+    """The packs boot while the check imports gRPC and the Pulumi SDK (check/early.py)."""
+    script = (
+        "import json, subprocess, sys\n"
+        "seen = []\n"
+        "real = subprocess.Popen.__init__\n"
+        "def spy(self, args, *rest, **options):\n"
+        "    if 'pulumi.policy' in args:\n"
+        "        heavy = ('grpc', 'pulumi', 'google.protobuf')\n"
+        "        seen.append([m for m in heavy if m in sys.modules])\n"
+        "    real(self, args, *rest, **options)\n"
+        "subprocess.Popen.__init__ = spy\n"
+        "from infra.offline.cli import main\n"
+        f"code = main(['check', '--manifests', {str(manifests)!r}])\n"
+        "print(json.dumps({'code': code, 'seen': seen}))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+
+    outcome = json.loads(run.stdout.splitlines()[-1])
+    assert outcome == {"code": 1, "seen": [[]]}, run.stderr
+
+
 # --- report formats --------------------------------------------------------------------------
 
 

@@ -351,7 +351,7 @@ def test_packs_in_parallel_find_what_one_pack_finds(
 
     reports = {}
     for count in (1, 3):
-        monkeypatch.setattr(check.shards, "pack_count", lambda size, count=count: count)
+        monkeypatch.setattr(check.early, "pack_count", lambda size, count=count: count)
         reports[count] = check_manifests(tmp_path, pack_config=PRODUCTION_CONFIG)
 
     one, three = reports[1], reports[3]
@@ -364,8 +364,8 @@ def test_packs_in_parallel_find_what_one_pack_finds(
 def test_one_pack_per_core_for_large_inputs_only() -> None:
     cores = os.cpu_count() or 1
 
-    assert check.shards.pack_count(800) == 1
-    assert check.shards.pack_count(30_000) == min(cores, check.shards.MAX_PACKS)
+    assert check.early.pack_count(800) == 1
+    assert check.early.pack_count(30_000) == min(cores, check.early.MAX_PACKS)
 
 
 def test_files_parsed_in_a_worker_process_are_parsed_as_here(tmp_path: Path) -> None:

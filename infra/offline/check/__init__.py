@@ -26,21 +26,15 @@ from typing import Any
 
 _SUBMODULE = {
     **dict.fromkeys(
-        (
-            "MANIFESTS_STACK",
-            "ManifestReader",
-            "check_manifests",
-            "iter_manifests",
-            "load_manifests",
-            "manifest_files",
-            "type_token",
-        ),
+        ("ManifestReader", "check_manifests", "iter_manifests", "load_manifests", "type_token"),
         "manifests",
     ),
     **dict.fromkeys(
+        ("CONFIG_DIR", "MANIFESTS_STACK", "PACK_DIR", "manifest_files", "packs_for_manifests"),
+        "early",
+    ),
+    **dict.fromkeys(
         (
-            "CONFIG_DIR",
-            "PACK_DIR",
             "analyze",
             "pack_config_for",
             "policy_pack",

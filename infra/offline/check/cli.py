@@ -61,11 +61,18 @@ def _command(args: argparse.Namespace) -> int:
         return _failed(args, "check needs --stack NAME or --manifests PATH")
     try:
         if args.manifests is not None:
-            from infra.offline.check.manifests import check_manifests
+            from infra.offline.check.early import packs_for_manifests
 
-            report = check_manifests(
-                args.manifests, stack=args.stack, pack_config=args.policy_config
-            )
+            # The packs boot on the other core while gRPC and the SDK are imported here.
+            with packs_for_manifests(args.manifests, args.stack) as started:
+                from infra.offline.check.manifests import check_manifests
+
+                report = check_manifests(
+                    args.manifests,
+                    stack=args.stack,
+                    pack_config=args.policy_config,
+                    started=started,
+                )
         else:
             # Imported here: the stack settings (pydantic) cost a checking of manifests a
             # quarter of a second, and only a program can raise SettingsError.

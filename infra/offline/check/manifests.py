@@ -14,23 +14,22 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from infra.offline.analyzer import PolicyPackProcess, Provider, Resource
 from infra.offline.check import shards
+from infra.offline.check.early import MANIFESTS_STACK, manifest_files, packs_for_manifests
 from infra.offline.check.pack import analyze, pack_config_for
 from infra.offline.check.report import CheckError, Report, ReportWarning, Subject
 from infra.offline.check.yaml_files import ParsedFile, parse_files
+from infra.offline.launch import StartedPack
 from infra.offline.project import PROJECT
 from infra.offline.providers import default_provider
 from infra.offline.stack_files import require_stack
-
-MANIFESTS_STACK = "manifests"
-"""The stack name in URNs of manifests checked without `--stack`."""
 
 CHART_FILE = "Chart.yaml"
 
@@ -50,18 +49,6 @@ def type_token(api_version: str, kind: str) -> str:
     `kubernetes:apps/v1:Deployment`, `v1` Pod -> `kubernetes:core/v1:Pod`."""
     group, _, version = api_version.rpartition("/")
     return f"kubernetes:{group or 'core'}/{version}:{kind}"
-
-
-def manifest_files(path: Path) -> list[Path]:
-    """`path` itself, or every `.yaml`/`.yml` file below it, in a stable order."""
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise CheckError(f"{path} is neither a manifest file nor a directory")
-    files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-    if not files:
-        raise CheckError(f"{path} holds no .yaml or .yml files")
-    return files
 
 
 def load_manifests(path: Path, stack: str = MANIFESTS_STACK) -> list[Subject]:
@@ -288,18 +275,6 @@ def _kind_of_value(value: Any) -> str:
     )
 
 
-def _estimated_objects(files: list[Path]) -> int:
-    """About how many objects `files` hold, read before the packs start (a few milliseconds
-    for tens of megabytes): every object says its `kind:`, and few say it more than once."""
-    found = 0
-    for file in files:
-        try:
-            found += file.read_bytes().count(b"kind:")
-        except OSError:
-            continue  # the reader names the file
-    return found
-
-
 @contextmanager
 def _read_ahead(subjects: Iterable[Subject]) -> Iterator[Iterator[Subject]]:
     """`subjects`, read by a thread of its own from now on; the reader's error reaches the
@@ -346,8 +321,11 @@ def check_manifests(
     stack: str | None = None,
     pack_config: Path | None = None,
     pack: PolicyPackProcess | None = None,
+    started: Sequence[StartedPack] | None = None,
 ) -> Report:
-    """Check the manifests under `path` with `pack_config` (or `stack`'s, or the defaults)."""
+    """Check the manifests under `path` with `pack_config` (or `stack`'s, or the defaults), on
+    `pack`, or on the packs `started` by `early.packs_for_manifests(path, stack)`, or on packs
+    started here as that does."""
     if stack is not None:
         require_stack(stack)
     config = pack_config_for(stack, pack_config)
@@ -355,20 +333,28 @@ def check_manifests(
         reader = ManifestReader(path, stack or MANIFESTS_STACK)
         report = analyze(pack, reader, config)
     else:
-        count = shards.pack_count(_estimated_objects(manifest_files(path)))
-        # Where one pack is not enough, neither is one process to read the files.
-        reader = ManifestReader(path, stack or MANIFESTS_STACK, parse_in_worker=count > 1)
-        # The files are read while the packs boot (about a second), not after.
-        with (
-            shards.starting_policy_packs(stack or MANIFESTS_STACK, count) as ready,
-            _read_ahead(reader) as subjects,
-        ):
-            packs = ready()
-            spread = shards.spread(packs, config) if len(packs) > 1 else None
-            report = analyze(packs[0], subjects, config, analyze_all=spread)
+        with ExitStack() as started_here:
+            if started is None:
+                started = started_here.enter_context(packs_for_manifests(path, stack))
+            report, reader = _check_on(started, path, stack, config)
     return dataclasses.replace(
         report,
         stack=stack,
         manifests=str(path),
         warnings=(*report.warnings, *reader.warnings),
     )
+
+
+def _check_on(
+    started: Sequence[StartedPack], path: Path, stack: str | None, config: Path | None
+) -> tuple[Report, ManifestReader]:
+    # Where one pack is not enough, neither is one process to read the files.
+    reader = ManifestReader(path, stack or MANIFESTS_STACK, parse_in_worker=len(started) > 1)
+    # The files are read while the packs get ready, not after.
+    with (
+        shards.starting_policy_packs(stack or MANIFESTS_STACK, started) as ready,
+        _read_ahead(reader) as subjects,
+    ):
+        packs = ready()
+        spread = shards.spread(packs, config) if len(packs) > 1 else None
+        return analyze(packs[0], subjects, config, analyze_all=spread), reader

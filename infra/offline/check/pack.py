@@ -21,11 +21,10 @@ from infra.offline.analyzer import (
     load_pack_config,
     parse_pack_config,
 )
+from infra.offline.check.early import CONFIG_DIR, PACK_DIR
 from infra.offline.check.report import CheckError, Finding, Report, ReportWarning, Subject
+from infra.offline.launch import StartedPack
 from infra.offline.project import PROJECT, PROJECT_ROOT, ROOT_STACK_TYPE
-
-PACK_DIR = PROJECT_ROOT / "policies"
-CONFIG_DIR = PACK_DIR / "config"
 
 
 @contextmanager
@@ -52,8 +51,10 @@ def starting_policy_pack(
     config: Mapping[str, str] | None = None,
     secret_keys: Sequence[str] = (),
     launcher: Launcher = "language-host",
+    started: StartedPack | None = None,
 ) -> Iterator[Callable[[], PolicyPackProcess]]:
-    """Start the pack in the background and yield a call that waits until it serves.
+    """Start the pack in the background (or adopt `started`, from `early.pack_launch(stack)`)
+    and yield a call that waits until it serves.
 
     `dry_run` and the stack `config` are what the engine's ConfigureStack carries: a preview
     (`pulumi preview`, the preview of `pulumi up`) or the update. The pack's process spends
@@ -73,7 +74,7 @@ def starting_policy_pack(
         call_timeout=900,
     )
     with ThreadPoolExecutor(max_workers=1) as pool:
-        starting = pool.submit(pack.start)
+        starting = pool.submit(pack.start, started)
 
         def ready() -> PolicyPackProcess:
             starting.result()

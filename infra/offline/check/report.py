@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from infra.offline.analyzer import Resource
+if TYPE_CHECKING:
+    # Only named: the check's start imports this module before gRPC and the SDK (check/early.py).
+    from infra.offline.analyzer import Resource
 
 EXEMPTED = "exempted:"
 """How the pack marks a used exemption: an advisory diagnostic whose message starts so."""

@@ -1,11 +1,10 @@
 """Analyze calls spread over several pack processes, one per core: the engine's Analyze calls
 are independent of each other (one resource each), so N packs answer them up to N times as
-fast; AnalyzeStack, which must see the whole stack, goes to one of them. Each pack is started
-by `pack.starting_policy_pack`, exactly as a single pack is."""
+fast; AnalyzeStack, which must see the whole stack, goes to one of them. The packs are started by
+`early.packs_for_manifests` and made ready by `pack.starting_policy_pack`, as a single pack is."""
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -15,28 +14,22 @@ from typing import Any
 
 from infra.offline.analyzer import Diagnostic, PolicyPackProcess, Resource, load_pack_config
 from infra.offline.check.pack import AnalyzeAll, starting_policy_pack
-
-MAX_PACKS = 4
-RESOURCES_PER_PACK = 2000
-"""Resources a pack's start pays for (a third of a second of CPU, on a machine whose cores are
-shared): below it, one pack does all."""
+from infra.offline.launch import StartedPack
 
 _END = object()
 
 
-def pack_count(resources: int) -> int:
-    """How many packs to start for about `resources` resources: one per core at most."""
-    return max(1, min(os.cpu_count() or 1, MAX_PACKS, 1 + resources // RESOURCES_PER_PACK))
-
-
 @contextmanager
 def starting_policy_packs(
-    stack: str, count: int
+    stack: str, started: Sequence[StartedPack]
 ) -> Iterator[Callable[[], list[PolicyPackProcess]]]:
-    """`count` packs starting at once in the background; yields a call that waits until all of
-    them serve. Every pack is stopped on the way out, whatever happens."""
-    with ExitStack() as started:
-        readies = [started.enter_context(starting_policy_pack(stack)) for _ in range(count)]
+    """The packs `started` (by `early.packs_for_manifests`), each getting ready in the
+    background; yields a call that waits until all of them serve. Every pack is stopped on the
+    way out, whatever happens."""
+    with ExitStack() as stack_packs:
+        readies = [
+            stack_packs.enter_context(starting_policy_pack(stack, started=pack)) for pack in started
+        ]
         yield lambda: [ready() for ready in readies]
 
 
