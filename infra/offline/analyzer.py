@@ -21,7 +21,7 @@ calls.
 
 from __future__ import annotations
 
-import collections
+import asyncio
 import contextlib
 import difflib
 import json
@@ -811,69 +811,71 @@ class PolicyPackProcess:
         `analyze_stack_of` (of this pack or another). `remediate=False` leaves out the
         Remediate calls, for when their answer is known to be empty.
 
-        One channel, up to `in_flight` calls of each kind outstanding (the engine analyzes
-        resources concurrently too), so encoding, transport and the pack's work overlap; each
-        resource's Analyze follows its own Remediate. `resources` is consumed lazily: it may be
-        a generator that is still parsing input while the pack works.
+        Up to `in_flight` resources outstanding (the engine analyzes resources concurrently
+        too), so encoding, transport and the pack's work overlap; each resource's Analyze
+        follows its own Remediate. The calls go through gRPC's asyncio client, on a channel of
+        their own: a call costs the caller about a third less CPU than a future of the blocking
+        client, which on tens of thousands of resources is the checking process's largest
+        cost. `resources` is consumed lazily: it may be a generator still parsing input while
+        the pack works.
         """
         if self._stub is None:
             raise PolicyPackError("the policy pack is not running; use it as a context manager")
-        stub = self._stub
-        remediating: collections.deque[tuple[Resource, analyzer_pb2.AnalyzeRequest, Any]] = (
-            collections.deque()
-        )
-        analyzing: collections.deque[tuple[Resource, list[Diagnostic], Any]] = collections.deque()
-        results: list[tuple[Resource, list[Diagnostic]]] = []
-        stack: list[analyzer_pb2.AnalyzerResource] = []
+        return asyncio.run(self._analyze_each(resources, in_flight, remediate))
 
-        def result(call: Any, method: str) -> Any:
+    async def _analyze_each(
+        self, resources: Iterable[Resource], in_flight: int, remediate: bool
+    ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[analyzer_pb2.AnalyzerResource]]:
+        stack: list[analyzer_pb2.AnalyzerResource] = []
+        failures: list[BaseException] = []
+        window = asyncio.Semaphore(in_flight)
+
+        async def settled(method: str, call: Any) -> Any:
             try:
-                return call.result()
+                return await call
             except grpc.RpcError as error:
                 detail = f"{method} failed: {error.code().name}: {error.details()}"  # type: ignore[attr-defined]
                 raise PolicyPackError(self._failure(detail)) from error
 
-        def settle_remediation() -> None:
-            resource, request, call = remediating.popleft()
-            response = result(call, "Remediate")
-            found = self._remediation_diagnostics(response, request.urn)
-            self._record("Analyze")
-            future = stub.Analyze.future(
-                self._remediated(request, response), timeout=self._call_timeout
-            )
-            analyzing.append((resource, found, future))
+        async def one(
+            stub: Any, resource: Resource, request: analyzer_pb2.AnalyzeRequest
+        ) -> tuple[Resource, list[Diagnostic]]:
+            try:
+                found: list[Diagnostic] = []
+                if remediate:
+                    self._record("Remediate")
+                    call = stub.Remediate(request, timeout=self._call_timeout)
+                    response = await settled("Remediate", call)
+                    found = self._remediation_diagnostics(response, request.urn)
+                    request = self._remediated(request, response)
+                self._record("Analyze")
+                call = stub.Analyze(request, timeout=self._call_timeout)
+                response = await settled("Analyze", call)
+                return resource, found + self._diagnostics(response)
+            except BaseException as error:
+                failures.append(error)
+                raise
+            finally:
+                window.release()
 
-        def settle_analysis() -> None:
-            resource, found, call = analyzing.popleft()
-            results.append((resource, found + self._diagnostics(result(call, "Analyze"))))
-
-        try:
-            for resource in resources:
-                request = self._analyze_request(resource)
-                stack.append(self._stack_resource(resource, request.properties))
-                if not remediate:
-                    self._record("Analyze")
-                    future = stub.Analyze.future(request, timeout=self._call_timeout)
-                    analyzing.append((resource, [], future))
-                    if len(analyzing) >= in_flight:
-                        settle_analysis()
-                    continue
-                self._record("Remediate")
-                remediating.append(
-                    (resource, request, stub.Remediate.future(request, timeout=self._call_timeout))
-                )
-                if len(remediating) >= in_flight:
-                    settle_remediation()
-                if len(analyzing) >= in_flight:
-                    settle_analysis()
-            while remediating:
-                settle_remediation()
-            while analyzing:
-                settle_analysis()
-        finally:
-            for _, _, call in (*remediating, *analyzing):
-                call.cancel()
-        return results, stack
+        async with grpc.aio.insecure_channel(self._address, options=_CHANNEL_OPTIONS) as channel:
+            stub = analyzer_pb2_grpc.AnalyzerStub(channel)
+            tasks: list[asyncio.Task[tuple[Resource, list[Diagnostic]]]] = []
+            try:
+                for resource in resources:
+                    request = self._analyze_request(resource)
+                    stack.append(self._stack_resource(resource, request.properties))
+                    await window.acquire()
+                    if failures:
+                        raise failures[0]
+                    tasks.append(asyncio.create_task(one(stub, resource, request)))
+                results = await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                # Every task's outcome is taken, so none is reported as never retrieved.
+                await asyncio.gather(*tasks, return_exceptions=True)
+        return list(results), stack
 
     def analyze_stack_of(self, resources: list[analyzer_pb2.AnalyzerResource]) -> list[Diagnostic]:
         """AnalyzeStack over resources `analyze_each` prepared."""

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,13 @@ import pytest
 from infra.offline import check
 from infra.offline.analyzer import PolicyPackError, PolicyPackProcess, Resource
 from infra.offline.check import check_manifests, check_program
+from infra.offline.wire import SIG_KEY
 from tests.fixtures import unsafe_program
+from tests.support.policies import PACK_DIR, TYPES, container, deployment
 from tests.support.probe_pack import received, write_probe_pack
 
+ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
+"""The wire format's signature of an asset (pulumi/runtime/rpc.py, _special_asset_sig)."""
 RESOURCE = Resource(type="test:index:Thing", name="thing", properties={"size": 3})
 PER_RESOURCE = ["Remediate", "Analyze"]
 
@@ -188,3 +193,29 @@ def test_programs_are_remediated_like_the_engine_does_and_manifests_when_it_matt
     # Over manifests only when a policy remediates: otherwise its answer is always empty.
     assert "Remediate" not in plain_calls and plain_calls.count("Analyze") == 1
     assert remediate_calls.count("Remediate") == remediate_calls.count("Analyze") == 1
+
+
+def test_a_failing_analyze_stops_the_run_naming_the_call_and_the_pack_s_error() -> None:
+    """The calls are pipelined: one that fails ends the run at once, with the pack's own
+    message, and no more resources are taken from the input than the window holds."""
+    sent: list[str] = []
+    # An asset marker without its fields: the SDK fails to deserialize it (test_pack.py).
+    unreadable = Resource(
+        type=TYPES["Deployment"], name="bad", properties={"x": {SIG_KEY: ASSET_SIG}}
+    )
+
+    def resources() -> Iterator[Resource]:
+        for index in range(200):
+            resource = unreadable if index == 3 else deployment(container(image="nginx:1.27"))
+            sent.append(resource.name)
+            yield resource
+
+    with PolicyPackProcess(PACK_DIR) as pack:
+        pack.configure(None)
+        with pytest.raises(PolicyPackError, match=r"Analyze failed: UNKNOWN: .*Invalid asset"):
+            pack.analyze_each(resources(), in_flight=4, remediate=False)
+        # The pack still serves: a failed call is the call's, not the channel's.
+        analyzed, _ = pack.analyze_each([deployment(container(image="nginx:1.27"))])
+
+    assert len(sent) < 200
+    assert len(analyzed) == 1
