@@ -806,76 +806,34 @@ class PolicyPackProcess:
     def analyze_each(
         self, resources: Iterable[Resource], *, in_flight: int = 8, remediate: bool = True
     ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[analyzer_pb2.AnalyzerResource]]:
-        """Remediate and then Analyze for every resource; returns [(resource, its
-        diagnostics)] and the resources as AnalyzeStack takes them (with their outputs), for
-        `analyze_stack_of` (of this pack or another). `remediate=False` leaves out the
-        Remediate calls, for when their answer is known to be empty.
+        """`analyze_spread` over this pack alone."""
+        return analyze_spread([self], resources, in_flight=in_flight, remediate=remediate)
 
-        Up to `in_flight` resources outstanding (the engine analyzes resources concurrently
-        too), so encoding, transport and the pack's work overlap; each resource's Analyze
-        follows its own Remediate. The calls go through gRPC's asyncio client, on a channel of
-        their own: a call costs the caller about a third less CPU than a future of the blocking
-        client, which on tens of thousands of resources is the checking process's largest
-        cost. `resources` is consumed lazily: it may be a generator still parsing input while
-        the pack works.
-        """
-        if self._stub is None:
-            raise PolicyPackError("the policy pack is not running; use it as a context manager")
-        return asyncio.run(self._analyze_each(resources, in_flight, remediate))
+    async def _analyzed(
+        self,
+        stub: Any,
+        resource: Resource,
+        request: analyzer_pb2.AnalyzeRequest,
+        remediate: bool,
+    ) -> tuple[Resource, list[Diagnostic]]:
+        """Remediate (if asked) and then Analyze for one resource, on `stub` (asyncio's)."""
+        found: list[Diagnostic] = []
+        if remediate:
+            self._record("Remediate")
+            call = stub.Remediate(request, timeout=self._call_timeout)
+            response = await self._settled("Remediate", call)
+            found = self._remediation_diagnostics(response, request.urn)
+            request = self._remediated(request, response)
+        self._record("Analyze")
+        call = stub.Analyze(request, timeout=self._call_timeout)
+        return resource, found + self._diagnostics(await self._settled("Analyze", call))
 
-    async def _analyze_each(
-        self, resources: Iterable[Resource], in_flight: int, remediate: bool
-    ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[analyzer_pb2.AnalyzerResource]]:
-        stack: list[analyzer_pb2.AnalyzerResource] = []
-        failures: list[BaseException] = []
-        window = asyncio.Semaphore(in_flight)
-
-        async def settled(method: str, call: Any) -> Any:
-            try:
-                return await call
-            except grpc.RpcError as error:
-                detail = f"{method} failed: {error.code().name}: {error.details()}"  # type: ignore[attr-defined]
-                raise PolicyPackError(self._failure(detail)) from error
-
-        async def one(
-            stub: Any, resource: Resource, request: analyzer_pb2.AnalyzeRequest
-        ) -> tuple[Resource, list[Diagnostic]]:
-            try:
-                found: list[Diagnostic] = []
-                if remediate:
-                    self._record("Remediate")
-                    call = stub.Remediate(request, timeout=self._call_timeout)
-                    response = await settled("Remediate", call)
-                    found = self._remediation_diagnostics(response, request.urn)
-                    request = self._remediated(request, response)
-                self._record("Analyze")
-                call = stub.Analyze(request, timeout=self._call_timeout)
-                response = await settled("Analyze", call)
-                return resource, found + self._diagnostics(response)
-            except BaseException as error:
-                failures.append(error)
-                raise
-            finally:
-                window.release()
-
-        async with grpc.aio.insecure_channel(self._address, options=_CHANNEL_OPTIONS) as channel:
-            stub = analyzer_pb2_grpc.AnalyzerStub(channel)
-            tasks: list[asyncio.Task[tuple[Resource, list[Diagnostic]]]] = []
-            try:
-                for resource in resources:
-                    request = self._analyze_request(resource)
-                    stack.append(self._stack_resource(resource, request.properties))
-                    await window.acquire()
-                    if failures:
-                        raise failures[0]
-                    tasks.append(asyncio.create_task(one(stub, resource, request)))
-                results = await asyncio.gather(*tasks)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                # Every task's outcome is taken, so none is reported as never retrieved.
-                await asyncio.gather(*tasks, return_exceptions=True)
-        return list(results), stack
+    async def _settled(self, method: str, call: Any) -> Any:
+        try:
+            return await call
+        except grpc.RpcError as error:
+            detail = f"{method} failed: {error.code().name}: {error.details()}"  # type: ignore[attr-defined]
+            raise PolicyPackError(self._failure(detail)) from error
 
     def analyze_stack_of(self, resources: list[analyzer_pb2.AnalyzerResource]) -> list[Diagnostic]:
         """AnalyzeStack over resources `analyze_each` prepared."""
@@ -914,3 +872,83 @@ class PolicyPackProcess:
                 if urns
             },
         )
+
+
+def analyze_spread(
+    packs: Sequence[PolicyPackProcess],
+    resources: Iterable[Resource],
+    *,
+    in_flight: int = 8,
+    remediate: bool = True,
+) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[analyzer_pb2.AnalyzerResource]]:
+    """Remediate and then Analyze for every resource, each resource's calls on the next of
+    `packs` in turn (the engine's Analyze calls are independent of each other); returns
+    [(resource, its diagnostics)] in the order of `resources`, and the resources as
+    AnalyzeStack takes them (with their outputs), for `analyze_stack_of` of one of the packs.
+    `remediate=False` leaves out the Remediate calls, for when their answer is known to be
+    empty.
+
+    Up to `in_flight` resources are outstanding on each pack (the engine analyzes resources
+    concurrently too), so encoding, transport and the packs' work overlap; each resource's
+    Analyze follows its own Remediate. One event loop drives every pack through gRPC's asyncio
+    client, each on a channel of its own: a call costs the caller a third less CPU than a
+    future of the blocking client, which on tens of thousands of resources is the checking
+    process's largest cost. `resources` is consumed lazily: it may be a generator still parsing
+    input while the packs work. The first call that fails ends the run.
+    """
+    if not packs:
+        raise ValueError("analyze_spread needs at least one pack")
+    if len({(pack.project, pack.stack) for pack in packs}) > 1:
+        raise ValueError("the packs of one run must serve the same stack")
+    for pack in packs:
+        if pack._stub is None:
+            raise PolicyPackError("the policy pack is not running; use it as a context manager")
+    return asyncio.run(_spread(packs, resources, in_flight, remediate))
+
+
+async def _spread(
+    packs: Sequence[PolicyPackProcess],
+    resources: Iterable[Resource],
+    in_flight: int,
+    remediate: bool,
+) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[analyzer_pb2.AnalyzerResource]]:
+    stack: list[analyzer_pb2.AnalyzerResource] = []
+    failures: list[BaseException] = []
+    windows = [asyncio.Semaphore(in_flight) for _ in packs]
+
+    async def one(index: int, stub: Any, resource: Resource, request: Any) -> Any:
+        try:
+            return await packs[index]._analyzed(stub, resource, request, remediate)
+        except BaseException as error:
+            failures.append(error)
+            raise
+        finally:
+            windows[index].release()
+
+    async with contextlib.AsyncExitStack() as channels:
+        stubs = [
+            analyzer_pb2_grpc.AnalyzerStub(
+                await channels.enter_async_context(
+                    grpc.aio.insecure_channel(pack._address, options=_CHANNEL_OPTIONS)
+                )
+            )
+            for pack in packs
+        ]
+        tasks: list[asyncio.Task[tuple[Resource, list[Diagnostic]]]] = []
+        try:
+            for count, resource in enumerate(resources):
+                index = count % len(packs)
+                # Every pack serves the same stack: the first encodes for all.
+                request = packs[0]._analyze_request(resource)
+                stack.append(packs[0]._stack_resource(resource, request.properties))
+                await windows[index].acquire()
+                if failures:
+                    raise failures[0]
+                tasks.append(asyncio.create_task(one(index, stubs[index], resource, request)))
+            results = await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            # Every task's outcome is taken, so none is reported as never retrieved.
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return list(results), stack

@@ -5,18 +5,19 @@ fast; AnalyzeStack, which must see the whole stack, goes to one of them. The pac
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
 
-from infra.offline.analyzer import Diagnostic, PolicyPackProcess, Resource, load_pack_config
+from infra.offline.analyzer import (
+    Diagnostic,
+    PolicyPackProcess,
+    Resource,
+    analyze_spread,
+    load_pack_config,
+)
 from infra.offline.check.pack import AnalyzeAll, starting_policy_pack
 from infra.offline.launch import StartedPack
-
-_END = object()
 
 
 @contextmanager
@@ -34,9 +35,10 @@ def starting_policy_packs(
 
 
 def spread(packs: Sequence[PolicyPackProcess], config: Path | None) -> AnalyzeAll:
-    """An `analyze_all` over `packs`: each resource's calls on the next pack in turn, then
-    AnalyzeStack over all of them on the first. `pack.analyze` configures the first pack; the
-    others get the same Configure here. Results come back in the order of the resources."""
+    """An `analyze_all` over `packs`: each resource's calls on the next pack in turn
+    (`analyzer.analyze_spread`), then AnalyzeStack over all of them on the first.
+    `pack.analyze` configures the first pack; the others get the same Configure here. Results
+    come back in the order of the resources."""
 
     def analyze_all(
         resources: Iterable[Resource], *, remediate: bool = True
@@ -45,39 +47,7 @@ def spread(packs: Sequence[PolicyPackProcess], config: Path | None) -> AnalyzeAl
         for other in packs[1:]:
             other.info()
             other.configure(raw)
-        inboxes: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in packs]
-        outcomes: list[Any] = [None] * len(packs)
-
-        def work(index: int) -> None:
-            def inbox() -> Iterator[Resource]:
-                while (item := inboxes[index].get()) is not _END:
-                    yield item
-
-            try:
-                outcomes[index] = packs[index].analyze_each(inbox(), remediate=remediate)
-            except BaseException as error:  # handed to the caller below
-                outcomes[index] = error
-                for _ in inbox():  # keep draining: the dispatcher never blocks
-                    pass
-
-        workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(packs))]
-        for worker in workers:
-            worker.start()
-        count = 0
-        try:
-            for resource in resources:
-                inboxes[count % len(packs)].put(resource)
-                count += 1
-        finally:
-            for inbox in inboxes:
-                inbox.put(_END)
-            for worker in workers:
-                worker.join()
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        results = [outcomes[k % len(packs)][0][k // len(packs)] for k in range(count)]
-        stack = [outcomes[k % len(packs)][1][k // len(packs)] for k in range(count)]
+        results, stack = analyze_spread(packs, resources, remediate=remediate)
         return results, packs[0].analyze_stack_of(stack)
 
     return analyze_all
