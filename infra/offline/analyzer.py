@@ -329,8 +329,8 @@ def reconcile_config(info: AnalyzerInfo, raw: Mapping[str, Any] | None) -> dict[
                 f"{name}: invalid enforcement level {config.enforcement_level!r} (an entry with "
                 "properties only needs an enforcementLevel here)"
             )
-    # Imported here, after the pack has been started: a tenth of a second a check's start-up
-    # would wait for before the pack's own second of start-up could begin.
+    # Imported here, not with this module: a tenth of a second, which a check spends while its
+    # pack boots (`check.pack.starting_policy_pack`).
     import jsonschema
 
     errors = []

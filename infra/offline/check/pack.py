@@ -77,6 +77,10 @@ def starting_policy_pack(
         starting = pool.submit(pack.start, started)
 
         def ready() -> PolicyPackProcess:
+            if not starting.done():
+                # Configure validates the pack config with it (`analyzer.reconcile_config`):
+                # imported while the pack still boots, not once it waits for Configure.
+                import jsonschema  # noqa: F401
             starting.result()
             return pack
 
