@@ -154,6 +154,10 @@ class Findings:
                 return MALFORMED
             return int(value)
         assert not isinstance(kind, str)
+        # A value of exactly a wanted type is one the general test below accepts (bool cannot
+        # be subclassed): most values are, and the test builds tuples and asks an ABC.
+        if type(value) is kind or (isinstance(kind, tuple) and type(value) in kind):
+            return value
         kinds = kind if isinstance(kind, tuple) else (kind,)
         accepted = tuple(Mapping if k is dict else k for k in kinds)
         if not isinstance(value, accepted) or (bool not in kinds and isinstance(value, bool)):
@@ -172,7 +176,8 @@ class Findings:
         """
         if parent is None or isinstance(parent, Marker):
             return parent
-        if not isinstance(parent, Mapping):
+        # Properties are dicts; only other Mappings need the ABC's isinstance.
+        if type(parent) is not dict and not isinstance(parent, Mapping):
             return MALFORMED
         return self.check_value(parent.get(key), join(parent_path, key), kind)
 

@@ -9,6 +9,7 @@ setting unless the name ends with the secret word (`SECRET_BACKEND=vault` passes
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -66,6 +67,8 @@ def _sensitive(word: str) -> bool:
     )
 
 
+# A stack's containers repeat the same variable names, and a name's verdict is its own.
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     words = _words(name)
     if not words or words[-1] in _REFERENCE_WORDS or words == ["PWD"]:
