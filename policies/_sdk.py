@@ -37,9 +37,11 @@
 All degrade safely if the SDK changes shape: the exemption is then reported at the policy's own
 level (still visible), env values count as literal, properties are deserialized per policy
 again (a deferred value is a Mapping of the value the SDK would have made, made on first
-use), every policy sees every resource, and Remediate runs the SDK's own way. tests/policies/
+use), every policy sees every resource, and Remediate runs the SDK's own way; a protobuf
+release outside those the Struct walk was read from converts with json_format. tests/policies/
 pins the first two (test_exemptions.py, test_secret_env.py), runs every policy through the
-third and fourth, and compares the fifth with the SDK's own answer (test_pack.py).
+third and fourth, compares the Struct walk with json_format (test_struct_conversion.py, which
+also fails on another protobuf release) and the fifth with the SDK's own answer (test_pack.py).
 """
 
 from __future__ import annotations
@@ -214,14 +216,16 @@ class Deferred(Mapping[str, Any]):
         return len(self.value() if self.source is None else _forced(self.source))
 
 
+# By exact type: Deferred has no subclass, and isinstance of a Mapping asks its ABC, for
+# every conversion step and every `plain` of every policy.
 def _forced(value: Any) -> Any:
-    return value.value() if isinstance(value, Deferred) else value
+    return value.value() if type(value) is Deferred else value
 
 
 def deserialized(value: Any) -> Any:
     """The deserialized properties behind `value` when it is the SDK's unknown-checking proxy
     of them made in this call (unwrapping that proxy gives exactly them), else None."""
-    if isinstance(value, Deferred) and value.source is not None:
+    if type(value) is Deferred and value.source is not None:
         return _forced(value.source)
     return None
 
