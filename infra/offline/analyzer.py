@@ -1,7 +1,8 @@
 """Drives a CrossGuard policy pack exactly as the Pulumi engine does, without the Pulumi CLI.
 
-The pack runs as its own process, started the way the CLI starts a Python pack, and prints its
-Analyzer gRPC port on stdout:
+The pack runs as its own process, started the way the CLI starts a Python pack
+(`infra/offline/launch.py`, which a check may use before it imports this module), and prints
+its Analyzer gRPC port on stdout:
 
 - `launcher="language-host"` (CLI 3.221 and later, the default): the Python language host runs
   `python3 -u -m pulumi.policy <engine address> <absolute pack dir>` in the pack directory, with
