@@ -16,13 +16,11 @@ import pytest
 from infra.offline import check
 from infra.offline.analyzer import PolicyPackError, PolicyPackProcess, Resource
 from infra.offline.check import check_manifests, check_program
-from infra.offline.wire import SIG_KEY
+from infra.offline.wire import ASSET_SIG, SIG_KEY
 from tests.fixtures import unsafe_program
 from tests.support.policies import PACK_DIR, TYPES, container, deployment
 from tests.support.probe_pack import received, write_probe_pack
 
-ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
-"""The wire format's signature of an asset (pulumi/runtime/rpc.py, _special_asset_sig)."""
 RESOURCE = Resource(type="test:index:Thing", name="thing", properties={"size": 3})
 PER_RESOURCE = ["Remediate", "Analyze"]
 

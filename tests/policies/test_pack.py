@@ -18,7 +18,7 @@ from infra.offline.analyzer import (
     parse_pack_config,
     reconcile_config,
 )
-from infra.offline.wire import SIG_KEY
+from infra.offline.wire import ASSET_SIG, SIG_KEY
 from tests.support.diagnostics import fired, only
 from tests.support.policies import (
     CONFIG_DIR,
@@ -31,8 +31,6 @@ from tests.support.policies import (
     workload,
 )
 
-ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
-"""The wire format's signature of an asset (pulumi/runtime/rpc.py, _special_asset_sig)."""
 MANDATORY = {
     "k8s-no-root",
     "docker-no-root",
