@@ -429,16 +429,10 @@ class PolicyPackProcess:
             launcher=launcher,
             python=python,
         )
-        """How the pack is started: `start` checks a pack started beforehand against it."""
-        self.pack_dir = self.launch.pack_dir
-        self.project = project
-        self.stack = stack
-        self.organization = organization
-        self.dry_run = dry_run
-        self._config = dict(config or {})
+        """How the pack is started, for which stack: `start` checks a pack started beforehand
+        against it."""
         self._config_secret_keys = list(config_secret_keys)
         self._tags = dict(tags or {})
-        self._launcher = launcher
         self._startup_timeout = startup_timeout
         self._call_timeout = call_timeout
         self._engine = _EngineServicer()
@@ -458,7 +452,19 @@ class PolicyPackProcess:
         self._calls_lock = threading.Lock()
         self._encoded_providers: dict[int, tuple[Provider, Any]] = {}
 
-    # -- lifecycle --
+    @property
+    def pack_dir(self) -> Path:
+        return self.launch.pack_dir
+
+    @property
+    def project(self) -> str:
+        return self.launch.project
+
+    @property
+    def stack(self) -> str:
+        return self.launch.stack
+
+        # -- lifecycle --
 
     def __enter__(self) -> PolicyPackProcess:
         self.start()
@@ -520,7 +526,7 @@ class PolicyPackProcess:
         started.release_engine_port()
 
     def _first_calls(self, engine_address: str) -> None:
-        if self._launcher == "shim":
+        if self.launch.launcher == "shim":
             # Since CLI 3.221 the language host's PolicyProxy answers Handshake itself
             # (pulumi/pulumi@v3.259.0:sdk/policy_proxy.go#Handshake); before, it reached the pack.
             directory = str(self.pack_dir)
@@ -535,11 +541,11 @@ class PolicyPackProcess:
         self._tolerating_unimplemented(
             "ConfigureStack",
             analyzer_pb2.AnalyzerStackConfigureRequest(
-                stack=self.stack,
-                project=self.project,
-                organization=self.organization,
-                dry_run=self.dry_run,
-                config=self._config,
+                stack=self.launch.stack,
+                project=self.launch.project,
+                organization=self.launch.organization,
+                dry_run=self.launch.dry_run,
+                config=self.launch.config,
                 config_secret_keys=self._config_secret_keys,
                 tags=self._tags,
             ),
