@@ -37,6 +37,12 @@ def breaker(clock: Clock, changes: list[tuple[str, CircuitState]] | None = None)
     )
 
 
+async def trip(b: CircuitBreaker) -> None:
+    """As many outages in a row as open `breaker`'s (its `failures`)."""
+    for _ in range(3):
+        await call(b, Outage())
+
+
 async def call(b: CircuitBreaker, error: BaseException | None = None) -> str:
     """One guarded call: 'ok', 'failed' (it went out and raised) or 'refused' (never went out)."""
     try:
@@ -79,8 +85,7 @@ def test_after_the_cool_down_one_trial_goes_out_and_its_success_closes_the_break
     async def run() -> list[object]:
         clock, changes = Clock(), []
         b = breaker(clock, changes)
-        for _ in range(3):
-            await call(b, Outage())
+        await trip(b)
         clock.now += 4.9
         seen: list[object] = [await call(b)]  # still cooling down
         clock.now += 0.2
@@ -122,8 +127,7 @@ def test_a_failed_trial_opens_it_for_another_cool_down() -> None:
     async def run() -> list[object]:
         clock = Clock()
         b = breaker(clock)
-        for _ in range(3):
-            await call(b, Outage())
+        await trip(b)
         clock.now += 5.1
         seen: list[object] = [await call(b, Outage()), b.state]
         clock.now += 4.9
@@ -140,8 +144,7 @@ def test_a_cancelled_trial_proves_nothing_and_the_next_call_is_the_trial() -> No
     async def run() -> list[object]:
         clock = Clock()
         b = breaker(clock)
-        for _ in range(3):
-            await call(b, Outage())
+        await trip(b)
         clock.now += 5.1
         seen: list[object] = [await call(b, asyncio.CancelledError()), b.state]
         seen.append(await call(b, Outage()))  # admitted as the new trial, and it fails
@@ -165,8 +168,7 @@ def test_calls_admitted_before_it_opened_do_not_extend_or_close_it() -> None:
 
         late = [asyncio.create_task(slow(None)), asyncio.create_task(slow(Outage()))]
         await asyncio.sleep(0)
-        for _ in range(3):
-            await call(b, Outage())
+        await trip(b)
         gate.set()
         await asyncio.gather(*late, return_exceptions=True)
         return [b.state, await call(b)]
