@@ -70,6 +70,16 @@ _CHANNEL_OPTIONS: Final = [
 ]
 
 
+IN_FLIGHT: Final = 32
+"""Resources outstanding on each pack at once. The engine sends one resource at a time (its
+deployment executor handles one event at a time: pulumi/pulumi@v3.259.0:pkg/resource/deploy/
+deployment_executor.go#Execute). The calls are independent of each other and the pack's server
+answers several at once (four threads: pulumi/pulumi-policy@v1.21.0:sdk/python/lib/
+pulumi_policy/policy.py#PolicyPack.__init__), so the check keeps several outstanding: encoding,
+transport and the pack's work overlap, and with this many both sides batch their reads and
+writes (7 to 9 % less CPU per call on both sides than with 8, BENCHMARKS.md)."""
+
+
 @dataclass(frozen=True)
 class Secret:
     """A property value the engine marks secret (what a Pulumi secret output becomes)."""
@@ -802,18 +812,11 @@ class PolicyPackProcess:
         return found + self._diagnostics(analyzed)
 
     def analyze_all(
-        self, resources: Iterable[Resource], *, in_flight: int = 8, remediate: bool = True
+        self, resources: Iterable[Resource], *, in_flight: int = IN_FLIGHT, remediate: bool = True
     ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]:
         """What the engine does over a whole update: Remediate and then Analyze for every
-        resource, then AnalyzeStack over all of them (with their outputs). Returns
-        ([(resource, its diagnostics)], stack diagnostics). See `analyze_each`."""
-        results, stack = self.analyze_each(resources, in_flight=in_flight, remediate=remediate)
-        return results, self.analyze_stack_of(stack)
-
-    def analyze_each(
-        self, resources: Iterable[Resource], *, in_flight: int = 8, remediate: bool = True
-    ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[analyzer_pb2.AnalyzerResource]]:
-        """`analyze_spread` over this pack alone."""
+        resource, then AnalyzeStack over all of them (with their outputs): `analyze_spread`
+        over this pack alone."""
         return analyze_spread([self], resources, in_flight=in_flight, remediate=remediate)
 
     async def _analyzed(
@@ -841,11 +844,6 @@ class PolicyPackProcess:
         except grpc.RpcError as error:
             detail = f"{method} failed: {error.code().name}: {error.details()}"  # type: ignore[attr-defined]
             raise PolicyPackError(self._failure(detail)) from error
-
-    def analyze_stack_of(self, resources: list[analyzer_pb2.AnalyzerResource]) -> list[Diagnostic]:
-        """AnalyzeStack over resources `analyze_each` prepared."""
-        request = analyzer_pb2.AnalyzeStackRequest(resources=resources)
-        return self._diagnostics(self._call("AnalyzeStack", request))
 
     def analyze_stack(self, resources: Iterable[Resource]) -> list[Diagnostic]:
         """AnalyzeStack: the diagnostics of the stack policies over all resources."""
@@ -885,77 +883,174 @@ def analyze_spread(
     packs: Sequence[PolicyPackProcess],
     resources: Iterable[Resource],
     *,
-    in_flight: int = 8,
+    stack_pack: PolicyPackProcess | None = None,
+    in_flight: int = IN_FLIGHT,
     remediate: bool = True,
-) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[analyzer_pb2.AnalyzerResource]]:
-    """Remediate and then Analyze for every resource, each resource's calls on the next of
-    `packs` in turn (the engine's Analyze calls are independent of each other); returns
-    [(resource, its diagnostics)] in the order of `resources`, and the resources as
-    AnalyzeStack takes them (with their outputs), for `analyze_stack_of` of one of the packs.
-    `remediate=False` leaves out the Remediate calls, for when their answer is known to be
-    empty.
+) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]:
+    """Remediate and then Analyze for every resource, on whichever of `packs` has room first
+    (the engine's Analyze calls are independent of each other), then AnalyzeStack over all of
+    them (with their outputs). Returns ([(resource, its diagnostics)] in the order of
+    `resources`, stack diagnostics). `remediate=False` leaves out the Remediate calls, for when
+    their answer is known to be empty.
 
-    Up to `in_flight` resources are outstanding on each pack (the engine analyzes resources
-    concurrently too), so encoding, transport and the packs' work overlap; each resource's
-    Analyze follows its own Remediate. One event loop drives every pack through gRPC's asyncio
-    client, each on a channel of its own: a call costs the caller a third less CPU than a
-    future of the blocking client, which on tens of thousands of resources is the checking
-    process's largest cost. `resources` is consumed lazily: it may be a generator still parsing
-    input while the packs work. The first call that fails ends the run.
+    `resources` is read by a thread of its own, ahead of the calls, and each resource encoded
+    as soon as it is read: it may be a generator still parsing input. AnalyzeStack goes to
+    `stack_pack` as soon as the last resource is read, while `packs` still answer the Analyze
+    calls (on a large stack it is the longest call); without a `stack_pack`, to the first pack
+    once every call is answered. Either way each pack gets its calls in the engine's order.
+    One event loop drives every pack through gRPC's asyncio client, each on a channel of its
+    own: a call costs the caller a third less CPU than a future of the blocking client. The
+    first call that fails, or the first error of `resources`, ends the run.
     """
     if not packs:
         raise ValueError("analyze_spread needs at least one pack")
-    if len({(pack.project, pack.stack) for pack in packs}) > 1:
+    every = [*packs, *([stack_pack] if stack_pack is not None else [])]
+    if len({(pack.project, pack.stack) for pack in every}) > 1:
         raise ValueError("the packs of one run must serve the same stack")
-    for pack in packs:
+    for pack in every:
         if pack._stub is None:
             raise PolicyPackError("the policy pack is not running; use it as a context manager")
-    return asyncio.run(_spread(packs, resources, in_flight, remediate))
+    return asyncio.run(_Spread(packs, stack_pack, in_flight, remediate).run(resources))
 
 
-async def _spread(
-    packs: Sequence[PolicyPackProcess],
-    resources: Iterable[Resource],
-    in_flight: int,
-    remediate: bool,
-) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[analyzer_pb2.AnalyzerResource]]:
-    stack: list[analyzer_pb2.AnalyzerResource] = []
-    failures: list[BaseException] = []
-    windows = [asyncio.Semaphore(in_flight) for _ in packs]
+_Work = tuple[int, Resource, analyzer_pb2.AnalyzeRequest]
+"""A resource read: its position in the input, itself, and its Analyze request."""
 
-    async def one(index: int, stub: Any, resource: Resource, request: Any) -> Any:
-        try:
-            return await packs[index]._analyzed(stub, resource, request, remediate)
-        except BaseException as error:
-            failures.append(error)
-            raise
-        finally:
-            windows[index].release()
 
-    async with contextlib.AsyncExitStack() as channels:
-        stubs = [
-            analyzer_pb2_grpc.AnalyzerStub(
-                await channels.enter_async_context(
-                    grpc.aio.insecure_channel(pack._address, options=_CHANNEL_OPTIONS)
+class _Spread:
+    """One `analyze_spread` run: the reading thread's hand-over and the calls."""
+
+    def __init__(
+        self,
+        packs: Sequence[PolicyPackProcess],
+        stack_pack: PolicyPackProcess | None,
+        in_flight: int,
+        remediate: bool,
+    ) -> None:
+        self._packs = packs
+        self._stack_pack = stack_pack
+        self._in_flight = in_flight
+        self._remediate = remediate
+        self._results: dict[int, tuple[Resource, list[Diagnostic]]] = {}
+        self._stop = threading.Event()
+
+    async def run(
+        self, resources: Iterable[Resource]
+    ) -> tuple[list[tuple[Resource, list[Diagnostic]]], list[Diagnostic]]:
+        loop = asyncio.get_running_loop()
+        work: asyncio.Queue[_Work | None] = asyncio.Queue()
+        read: asyncio.Future[analyzer_pb2.AnalyzeStackRequest] = loop.create_future()
+        reader = threading.Thread(
+            target=self._read, args=(resources, loop, work, read), name="analyze-read"
+        )
+        tasks: list[asyncio.Future[Any]] = []
+        async with contextlib.AsyncExitStack() as channels:
+            packs = [*self._packs, *([self._stack_pack] if self._stack_pack else [])]
+            stubs = [
+                analyzer_pb2_grpc.AnalyzerStub(
+                    await channels.enter_async_context(
+                        grpc.aio.insecure_channel(pack._address, options=_CHANNEL_OPTIONS)
+                    )
                 )
-            )
-            for pack in packs
-        ]
-        tasks: list[asyncio.Task[tuple[Resource, list[Diagnostic]]]] = []
+                for pack in packs
+            ]
+            try:
+                tasks += [
+                    asyncio.ensure_future(self._analyzing(pack, stub, work))
+                    for pack, stub in zip(self._packs, stubs[: len(self._packs)], strict=True)
+                    for _ in range(self._in_flight)
+                ]
+                reader.start()
+                stack = await _first_failure_or(read, tasks)
+                for _ in tasks:
+                    work.put_nowait(None)
+                if self._stack_pack is not None:
+                    stacked = asyncio.ensure_future(
+                        _analyzed_stack(self._stack_pack, stubs[-1], stack)
+                    )
+                    tasks.append(stacked)
+                    await _every(tasks)
+                    stack_diagnostics = stacked.result()
+                else:
+                    await _every(tasks)
+                    stack_diagnostics = await _analyzed_stack(self._packs[0], stubs[0], stack)
+            finally:
+                self._stop.set()
+                # What the reader hands over from now on is dropped (`_settle`).
+                read.cancel()
+                for task in tasks:
+                    task.cancel()
+                # Every task's outcome is taken, so none is reported as never retrieved.
+                await asyncio.gather(*tasks, return_exceptions=True)
+                if reader.ident is not None:
+                    reader.join()
+        return [self._results[index] for index in range(len(self._results))], stack_diagnostics
+
+    def _read(
+        self,
+        resources: Iterable[Resource],
+        loop: asyncio.AbstractEventLoop,
+        work: asyncio.Queue[_Work | None],
+        read: asyncio.Future[analyzer_pb2.AnalyzeStackRequest],
+    ) -> None:
+        # Every pack serves the same stack: the first encodes for all.
+        encoder = self._packs[0]
+        stack = analyzer_pb2.AnalyzeStackRequest()
         try:
-            for count, resource in enumerate(resources):
-                index = count % len(packs)
-                # Every pack serves the same stack: the first encodes for all.
-                request = packs[0]._analyze_request(resource)
-                stack.append(packs[0]._stack_resource(resource, request.properties))
-                await windows[index].acquire()
-                if failures:
-                    raise failures[0]
-                tasks.append(asyncio.create_task(one(index, stubs[index], resource, request)))
-            results = await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            # Every task's outcome is taken, so none is reported as never retrieved.
-            await asyncio.gather(*tasks, return_exceptions=True)
-    return list(results), stack
+            for position, resource in enumerate(resources):
+                if self._stop.is_set():
+                    return
+                request = encoder._analyze_request(resource)
+                stack.resources.append(encoder._stack_resource(resource, request.properties))
+                loop.call_soon_threadsafe(work.put_nowait, (position, resource, request))
+        except BaseException as error:  # handed to the event loop, which raises it
+            loop.call_soon_threadsafe(_settle, read, None, error)
+        else:
+            loop.call_soon_threadsafe(_settle, read, stack, None)
+
+    async def _analyzing(
+        self, pack: PolicyPackProcess, stub: Any, work: asyncio.Queue[_Work | None]
+    ) -> None:
+        while (item := await work.get()) is not None:
+            position, resource, request = item
+            self._results[position] = await pack._analyzed(stub, resource, request, self._remediate)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+async def _first_failure_or(
+    future: asyncio.Future[Any], tasks: Sequence[asyncio.Future[Any]]
+) -> Any:
+    """`future`'s result, unless one of `tasks` fails first (its error is raised then)."""
+    waiting = [future, *tasks]
+    while True:
+        done, pending = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not future and (error := task.exception()) is not None:
+                raise error
+        if future in done:
+            return future.result()
+        waiting = list(pending)
+
+
+async def _every(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    """Waits for every one of `tasks`; the first to fail ends the wait with its error."""
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    for task in done:
+        if (error := task.exception()) is not None:
+            raise error
+
+
+async def _analyzed_stack(
+    pack: PolicyPackProcess, stub: Any, request: analyzer_pb2.AnalyzeStackRequest
+) -> list[Diagnostic]:
+    pack._record("AnalyzeStack")
+    call = stub.AnalyzeStack(request, timeout=pack._call_timeout)
+    return pack._diagnostics(await pack._settled("AnalyzeStack", call))

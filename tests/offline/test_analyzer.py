@@ -4,6 +4,7 @@ sdk/python/cmd/pulumi-language-python/main.go#RunPlugin; pulumi/pulumi@v3.220.0 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from infra.offline import check
-from infra.offline.analyzer import PolicyPackError, PolicyPackProcess, Resource
+from infra.offline.analyzer import PolicyPackError, PolicyPackProcess, Resource, analyze_spread
 from infra.offline.check import check_manifests, check_program
 from infra.offline.wire import ASSET_SIG, SIG_KEY
 from tests.fixtures import unsafe_program
@@ -193,17 +194,19 @@ def test_programs_are_remediated_like_the_engine_does_and_manifests_when_it_matt
     assert remediate_calls.count("Remediate") == remediate_calls.count("Analyze") == 1
 
 
-def test_a_failing_analyze_stops_the_run_naming_the_call_and_the_pack_s_error() -> None:
-    """The calls are pipelined: one that fails ends the run at once, with the pack's own
-    message, and no more resources are taken from the input than the window holds."""
+def test_a_failing_analyze_stops_the_run_and_the_reading_naming_the_call_and_the_pack_s_error() -> (
+    None
+):
+    """The input is read ahead of the calls: one call that fails ends the run at once, with the
+    pack's own message, and the reading too (an endless input ends)."""
     sent: list[str] = []
     # An asset marker without its fields: the SDK fails to deserialize it (test_pack.py).
     unreadable = Resource(
         type=TYPES["Deployment"], name="bad", properties={"x": {SIG_KEY: ASSET_SIG}}
     )
 
-    def resources() -> Iterator[Resource]:
-        for index in range(200):
+    def endless() -> Iterator[Resource]:
+        for index in itertools.count():
             resource = unreadable if index == 3 else deployment(container(image="nginx:1.27"))
             sent.append(resource.name)
             yield resource
@@ -211,9 +214,45 @@ def test_a_failing_analyze_stops_the_run_naming_the_call_and_the_pack_s_error() 
     with PolicyPackProcess(PACK_DIR) as pack:
         pack.configure(None)
         with pytest.raises(PolicyPackError, match=r"Analyze failed: UNKNOWN: .*Invalid asset"):
-            pack.analyze_each(resources(), in_flight=4, remediate=False)
+            pack.analyze_all(endless(), in_flight=4, remediate=False)
+        read = len(sent)
         # The pack still serves: a failed call is the call's, not the channel's.
-        analyzed, _ = pack.analyze_each([deployment(container(image="nginx:1.27"))])
+        analyzed, _ = pack.analyze_all([deployment(container(image="nginx:1.27"))])
 
-    assert len(sent) < 200
+    assert len(sent) == read  # nothing was read once the run had ended
     assert len(analyzed) == 1
+
+
+def test_a_stack_pack_gets_analyze_stack_alone_while_the_others_share_the_analyze_calls() -> None:
+    """`analyze_spread` over two packs and a stack pack finds what one pack finds, in the
+    input's order, and each pack gets its calls in the engine's order: the stack pack
+    AnalyzeStack and no Analyze, the others Analyze calls and no AnalyzeStack."""
+    root = container(securityContext={"runAsUser": 0, "runAsNonRoot": False})
+    resources = [
+        deployment(root if index % 7 == 0 else container(), name=f"web{index}", replicas=2)
+        for index in range(40)
+    ]
+
+    with (
+        PolicyPackProcess(PACK_DIR) as one,
+        PolicyPackProcess(PACK_DIR) as first,
+        PolicyPackProcess(PACK_DIR) as second,
+        PolicyPackProcess(PACK_DIR) as stacker,
+    ):
+        for pack in (one, first, second, stacker):
+            pack.configure(None)
+        alone = one.analyze_all(resources, remediate=False)
+        spread = analyze_spread(
+            [first, second], iter(resources), stack_pack=stacker, in_flight=8, remediate=False
+        )
+
+    assert spread == alone
+    analyzed, stack_findings = spread
+    assert [resource.name for resource, _ in analyzed] == [f"web{i}" for i in range(40)]
+    assert {d.policy_name for _, found in analyzed for d in found} >= {"k8s-no-root"}
+    assert {d.policy_name for d in stack_findings} >= {"k8s-network-policy-coverage"}
+    # More resources than a pack keeps in flight: both get some.
+    after_configure = [pack.calls[pack.calls.index("Configure") + 1 :] for pack in (first, second)]
+    assert all(set(calls) == {"Analyze", "Cancel"} for calls in after_configure)
+    assert sum(calls.count("Analyze") for calls in after_configure) == 40
+    assert stacker.calls[stacker.calls.index("Configure") + 1 :] == ["AnalyzeStack", "Cancel"]

@@ -12,7 +12,7 @@ import pytest
 
 from infra.offline import check
 from infra.offline.analyzer import PolicyPackProcess, Resource
-from infra.offline.check import CheckError
+from infra.offline.check import CheckError, early
 from infra.offline.launch import PackLaunch
 from infra.offline.stack_files import UnknownStackError
 from tests.support.probe_pack import write_probe_pack
@@ -91,3 +91,32 @@ def test_nothing_starts_for_an_unknown_stack_or_a_path_without_manifests(
     with pytest.raises(UnknownStackError, match="qa"), check.packs_for_manifests(tmp_path, "qa"):
         pytest.fail("no pack may start")
     assert starts == []
+
+
+def test_a_check_spread_over_packs_starts_one_more_for_analyze_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pack alone answers every call; packs that share the Analyze calls get one more,
+    which answers AnalyzeStack alone (`check.shards`). Every one is stopped with the check."""
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\n")
+    events: list[str] = []
+
+    class Started:
+        def stop(self) -> None:
+            events.append("stop")
+
+    def start(launch: PackLaunch) -> Started:
+        events.append("start")
+        return Started()
+
+    monkeypatch.setattr(PackLaunch, "start", start)
+    started = {}
+    for count in (1, 2, 3):
+        monkeypatch.setattr(early, "pack_count", lambda size, count=count: count)
+        events.clear()
+        with check.packs_for_manifests(manifest, None) as packs:
+            started[count] = len(packs)
+        assert events == ["start"] * len(packs) + ["stop"] * len(packs)
+
+    assert started == {1: 1, 2: 3, 3: 4}

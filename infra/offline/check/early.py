@@ -35,7 +35,8 @@ def pack_launch(stack: str) -> PackLaunch:
 
 
 def pack_count(resources: int) -> int:
-    """How many packs to start for about `resources` resources: one per core at most."""
+    """How many packs answer the Analyze calls of about `resources` resources: one per core
+    at most."""
     return max(1, min(os.cpu_count() or 1, MAX_PACKS, 1 + resources // RESOURCES_PER_PACK))
 
 
@@ -65,12 +66,16 @@ def estimated_objects(files: list[Path]) -> int:
 
 @contextmanager
 def packs_for_manifests(path: Path, stack: str | None) -> Iterator[list[StartedPack]]:
-    """The packs for checking the manifests under `path`, started now; each is stopped on the
-    way out unless a `PolicyPackProcess` adopted it (which stops it itself; stopping twice is
-    harmless). An unknown stack or a path without manifests is refused before any starts."""
+    """The packs for checking the manifests under `path`, started now: `pack_count` of them,
+    and when that is more than one, one more, last, for AnalyzeStack alone (`check.shards`).
+    Each is stopped on the way out unless a `PolicyPackProcess` adopted it (which stops it
+    itself; stopping twice is harmless). An unknown stack or a path without manifests is
+    refused before any starts."""
     if stack is not None:
         require_stack(stack)
     count = pack_count(estimated_objects(manifest_files(path)))
+    if count > 1:
+        count += 1
     launch = pack_launch(stack or MANIFESTS_STACK)
     started: list[StartedPack] = []
     try:

@@ -356,5 +356,8 @@ def _check_on(
         _read_ahead(reader) as subjects,
     ):
         packs = ready()
-        spread = shards.spread(packs, config) if len(packs) > 1 else None
+        spread = None
+        if len(packs) > 1:
+            *analyzing, stack_pack = packs
+            spread = shards.spread(analyzing, config, stack_pack)
         return analyze(packs[0], subjects, config, analyze_all=spread), reader
