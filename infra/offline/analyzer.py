@@ -945,7 +945,7 @@ class _Spread:
         )
         tasks: list[asyncio.Future[Any]] = []
         async with contextlib.AsyncExitStack() as channels:
-            packs = [*self._packs, *([self._stack_pack] if self._stack_pack else [])]
+            packs = [*self._packs, *([self._stack_pack] if self._stack_pack is not None else [])]
             stubs = [
                 analyzer_pb2_grpc.AnalyzerStub(
                     await channels.enter_async_context(
