@@ -474,7 +474,7 @@ class PolicyPackProcess:
     def stack(self) -> str:
         return self.launch.stack
 
-        # -- lifecycle --
+    # -- lifecycle --
 
     def __enter__(self) -> PolicyPackProcess:
         self.start()
