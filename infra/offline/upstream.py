@@ -44,8 +44,11 @@ UPSTREAM: Final[dict[str, Upstream]] = {
             installed="3.272.0",
             below="3.273",
             note="No Go source of v3.272.0 was available: the engine files cited at v3.259.0 "
-            "(analyzer_plugin.go, step_generator.go, analyze_snapshot.go, apitype/core.go, "
-            "the Python language host) were unchanged from v3.259.0 to the newest commit read. "
+            "(analyzer_plugin.go, step_generator.go, deployment_executor.go, analyze_snapshot.go, "
+            "apitype/core.go, the Python language host) were unchanged from v3.259.0 to the "
+            "newest commit read (pkg/v3.259.0-14-g1b59498), but for step_generator.go's "
+            "replacement of DeletedWith dependents and its diff of secret and output values, "
+            "which the offline diff does not imitate. "
             "The Python SDK (runtime/rpc.py, mocks.py, stack.py) was read as installed.",
         ),
         Upstream(
